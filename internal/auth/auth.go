@@ -1,0 +1,54 @@
+// Package auth holds the service-to-service token model: the claims AC signs,
+// the scopes each caller needs, the validator GC and MC use, and the gRPC
+// interceptor that enforces it.
+package auth
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Issuer is the iss claim AC puts on every token and validators demand.
+const Issuer = "dark-tower-ac"
+
+// Scopes granted to service clients (SPEC section 4).
+const (
+	ScopeWriteGC = "service.write.gc" // MC calling GC's registration RPCs
+	ScopeWriteMC = "service.write.mc" // GC calling MC's AssignMeeting
+	ScopeReadGC  = "service.read.gc"  // operators and the verifier listing GC's registry
+)
+
+// Service types carried in the service_type claim.
+const (
+	ServiceMeetingController = "meeting-controller"
+	ServiceGlobalController  = "global-controller"
+	ServiceVerifier          = "verifier"
+)
+
+// Claims is the payload of a Dark Tower service token.
+type Claims struct {
+	jwt.RegisteredClaims
+	Scope       string `json:"scope"`
+	ServiceType string `json:"service_type"`
+}
+
+// HasScope reports whether the space-separated scope claim contains s.
+func (c *Claims) HasScope(s string) bool {
+	return slices.Contains(strings.Fields(c.Scope), s)
+}
+
+// Requirement is what a caller must present to use an operation.
+type Requirement struct {
+	Scope        string
+	ServiceTypes []string // empty: any service type
+}
+
+// Allows reports whether c meets the requirement.
+func (r Requirement) Allows(c *Claims) bool {
+	if !c.HasScope(r.Scope) {
+		return false
+	}
+	return len(r.ServiceTypes) == 0 || slices.Contains(r.ServiceTypes, c.ServiceType)
+}
