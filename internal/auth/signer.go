@@ -76,3 +76,6 @@ func (s *Signer) Sign(subject, scope, serviceType string, ttl time.Duration) (st
 	signed, err := tok.SignedString(s.key)
 	return signed, exp, err
 }
+
+// PublicKey is the verification key.
+func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
