@@ -1,0 +1,261 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/secret"
+	"github.com/darktower/devstack/internal/testsupport"
+)
+
+func TestMain(m *testing.M) { testsupport.Main(m) }
+
+// Timers short enough for tests, long enough for a loaded 2-core machine.
+var tuning = localstack.Tuning{
+	StalenessThresholdSeconds: 3,
+	StalenessCheckInterval:    500 * time.Millisecond,
+	FastHeartbeatInterval:     500 * time.Millisecond,
+	ComprehensiveHeartbeat:    1500 * time.Millisecond,
+	MCShutdownGrace:           5 * time.Second,
+}
+
+// stack is a running control plane.
+type stack struct {
+	t     *testing.T
+	topo  *localstack.Topology
+	pg    *testsupport.Postgres
+	redis *testsupport.Redis
+	ac    []*testsupport.Process
+	gc    []*testsupport.Process
+	mc    []*testsupport.Process
+	all   []*testsupport.Process
+
+	gcAPI       []internalv1.GlobalControllerServiceClient // one connection per GC, reconnecting
+	verifierTok []string                                  // the verifier's token from each AC
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	pg := testsupport.StartPostgres(t)
+	rd := testsupport.StartRedis(t)
+	secrets, err := localstack.NewSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	topo := &localstack.Topology{
+		Host:        "127.0.0.1",
+		Region:      "local",
+		DatabaseURL: secret.New(pg.URL()),
+		RedisURL:    secret.New(rd.URL()),
+		ClientsFile: filepath.Join(dir, "clients.yaml"),
+		Secrets:     secrets,
+		Tuning:      tuning,
+	}
+	for range 2 {
+		topo.AC = append(topo.AC, testsupport.FreePort(t))
+		topo.GC = append(topo.GC, localstack.GCPorts{HTTP: testsupport.FreePort(t), GRPC: testsupport.FreePort(t)})
+		topo.MC = append(topo.MC, localstack.MCPorts{GRPC: testsupport.FreePort(t), Health: testsupport.FreePort(t), WebTransport: testsupport.FreeUDPPort(t)})
+	}
+	if err := localstack.WriteClientsFile(topo.ClientsFile, secrets); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, topo: topo, pg: pg, redis: rd}
+	t.Cleanup(s.assertNoSecretsLogged)
+
+	migrate := s.start("db-migrate", "db-migrate", topo.MigrateEnv())
+	if code, err := migrate.Wait(60 * time.Second); err != nil || code != 0 {
+		t.Fatalf("db-migrate: exit %d, %v\n%s", code, err, migrate.Logs())
+	}
+	for i := range topo.AC {
+		s.ac = append(s.ac, s.start(fmt.Sprintf("ac-%d", i), "ac-service", topo.ACEnv(i)))
+	}
+	for i := range topo.GC {
+		s.gc = append(s.gc, s.start(fmt.Sprintf("gc-%d", i), "global-controller", topo.GCEnv(i)))
+	}
+	for i := range topo.MC {
+		s.mc = append(s.mc, s.start(fmt.Sprintf("mc-%d", i), "meeting-controller", topo.MCEnv(i)))
+	}
+	for i := range topo.AC {
+		s.waitReady(topo.ACURL(i)+"/ready", s.ac[i])
+	}
+	for i := range topo.GC {
+		s.waitReady(topo.GCHTTPURL(i)+"/ready", s.gc[i])
+	}
+	for i := range topo.MC {
+		s.waitReady(topo.MCHealthURL(i)+"/health/ready", s.mc[i])
+	}
+	for i := range topo.GC {
+		s.gcAPI = append(s.gcAPI, s.gcClient(i))
+	}
+	for i := range topo.AC {
+		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, secrets.VerifierClientSecret))
+	}
+	return s
+}
+
+func (s *stack) start(name, binary string, env map[string]string) *testsupport.Process {
+	p := testsupport.StartProcess(s.t, name, testsupport.Binary(s.t, binary), env)
+	s.all = append(s.all, p)
+	return p
+}
+
+func (s *stack) waitReady(url string, p *testsupport.Process) {
+	s.t.Helper()
+	if err := testsupport.WaitHTTP(url, http.StatusOK, 60*time.Second); err != nil {
+		s.t.Fatalf("%s: %v\n%s", p.Name, err, p.Logs())
+	}
+}
+
+// secretValues lists every secret the stack was given.
+func (s *stack) secretValues() map[string]string {
+	sec := s.topo.Secrets
+	return map[string]string{
+		"postgres password":      s.pg.Password,
+		"redis password":         s.redis.Password,
+		"signing key":            sec.SigningKey.Reveal(),
+		"binding secret":         sec.BindingSecret.Reveal(),
+		"GC client secret":       sec.GCClientSecret.Reveal(),
+		"MC client secret":       sec.MCClientSecret.Reveal(),
+		"verifier client secret": sec.VerifierClientSecret.Reveal(),
+	}
+}
+
+// assertNoSecretsLogged scans every line every process wrote.
+func (s *stack) assertNoSecretsLogged() {
+	lines := 0
+	for _, p := range s.all {
+		logs := p.Logs()
+		lines += strings.Count(logs, "\n")
+		for what, v := range s.secretValues() {
+			if v != "" && strings.Contains(logs, v) {
+				s.t.Errorf("%s logged the %s", p.Name, what)
+			}
+		}
+	}
+	if lines == 0 && !s.t.Failed() {
+		s.t.Error("no process wrote a log line: the secret scan proved nothing")
+	}
+}
+
+// token gets a token for a client from AC replica i through the standard
+// client-credentials flow.
+func (s *stack) token(i int, clientID string, sec secret.Value) string {
+	s.t.Helper()
+	tok, err := auth.TokenSource(context.Background(), s.topo.ACURL(i), clientID, sec).Token()
+	if err != nil {
+		s.t.Fatalf("token for %s from AC %d: %v", clientID, i, err)
+	}
+	return tok.AccessToken
+}
+
+// gcClient dials GC replica i's gRPC API; bearer may be empty.
+func (s *stack) gcClient(i int) internalv1.GlobalControllerServiceClient {
+	return internalv1.NewGlobalControllerServiceClient(grpcConn(s.t, s.topo.GCGRPCAddr(i)))
+}
+
+// list asks GC replica i for the registry with the verifier's token from
+// AC i. It is safe to call from any goroutine.
+func (s *stack) list(ctx context.Context, i int) ([]*internalv1.MeetingController, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := s.gcAPI[i].ListMeetingControllers(withBearer(ctx, s.verifierTok[i]), &internalv1.ListMeetingControllersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Controllers, nil
+}
+
+// eventually polls cond until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
+}
+
+func httpGetJSON(url, bearer string, out any) (int, error) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode, nil
+}
+
+func postJSON(url string, out any) (int, error) {
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return resp.StatusCode, fmt.Errorf("decoding %s answer: %w", url, err)
+	}
+	return resp.StatusCode, nil
+}
+
+func grpcConn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// realSigner rebuilds AC's signer from the stack's signing key.
+func realSigner(t *testing.T, b64 string) *auth.Signer {
+	t.Helper()
+	seed, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := auth.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// randomSigner has a key no AC knows.
+func randomSigner(t *testing.T) *auth.Signer {
+	t.Helper()
+	seed := make([]byte, 32)
+	if _, err := rand.Read(seed); err != nil {
+		t.Fatal(err)
+	}
+	s, err := auth.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,324 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/mc"
+)
+
+func withBearer(ctx context.Context, tok string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
+func byID(cs []*internalv1.MeetingController) map[string]*internalv1.MeetingController {
+	m := map[string]*internalv1.MeetingController{}
+	for _, c := range cs {
+		m[c.Id] = c
+	}
+	return m
+}
+
+// allHealthy checks that GC replica gc lists every MC in ids as HEALTHY with a
+// heartbeat newer than since.
+func (s *stack) allHealthy(ctx context.Context, gc int, since time.Time, ids ...string) error {
+	cs, err := s.list(ctx, gc)
+	if err != nil {
+		return err
+	}
+	m := byID(cs)
+	for _, id := range ids {
+		c, ok := m[id]
+		switch {
+		case !ok:
+			return fmt.Errorf("GC %d does not list %s (has %d)", gc, id, len(cs))
+		case c.Health != internalv1.HealthStatus_HEALTH_STATUS_HEALTHY:
+			return fmt.Errorf("GC %d lists %s as %v", gc, id, c.Health)
+		case !c.LastHeartbeatAt.AsTime().After(since):
+			return fmt.Errorf("GC %d: %s last heartbeat %v is not after %v", gc, id, c.LastHeartbeatAt.AsTime(), since)
+		}
+	}
+	return nil
+}
+
+// TestControlPlane runs one stack through the issue's scenarios in order;
+// the destructive ones come last.
+func TestControlPlane(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	ids := []string{localstack.MCID(0), localstack.MCID(1)}
+	beat := tuning.FastHeartbeatInterval
+
+	t.Run("both MCs healthy within two heartbeats, listed by either GC", func(t *testing.T) {
+		registered := time.Now() // every MC's /health/ready said registered before this
+		// Two heartbeat intervals, plus one second for scheduling on a loaded 2-core machine.
+		for gc := range s.gc {
+			eventually(t, 2*beat+time.Second, fmt.Sprintf("GC %d lists both MCs HEALTHY", gc), func() error {
+				return s.allHealthy(ctx, gc, registered.Add(-2*beat), ids...)
+			})
+		}
+		cs, err := s.list(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != 2 {
+			t.Fatalf("registry has %d controllers, want exactly 2", len(cs))
+		}
+		for i, id := range ids {
+			c := byID(cs)[id]
+			wantGRPC := fmt.Sprintf("http://127.0.0.1:%d", s.topo.MC[i].GRPC)
+			wantWT := fmt.Sprintf("https://127.0.0.1:%d", s.topo.MC[i].WebTransport)
+			if c.GrpcEndpoint != wantGRPC || c.WebtransportEndpoint != wantWT || len(c.WebtransportCertSha256) != 64 || c.Region != "local" {
+				t.Errorf("%s registered as %+v", id, c)
+			}
+		}
+	})
+
+	t.Run("auth", func(t *testing.T) {
+		gc := s.gcAPI[0]
+		reg := &internalv1.RegisterMCRequest{Id: "intruder", Region: "local", GrpcEndpoint: "http://10.0.0.9:50052",
+			WebtransportEndpoint: "https://10.0.0.9:4433", MaxMeetings: 1, MaxParticipants: 1}
+		expectCode := func(what string, ctx context.Context, want codes.Code) {
+			t.Helper()
+			_, err := gc.RegisterMC(ctx, reg)
+			if status.Code(err) != want {
+				t.Errorf("%s: RegisterMC = %v, want %v", what, err, want)
+			}
+		}
+		expectCode("no token", ctx, codes.Unauthenticated)
+		verifierTok := s.verifierTok[0]
+		expectCode("verifier token", withBearer(ctx, verifierTok), codes.PermissionDenied)
+
+		// An expired token signed with AC's real key, and a fresh one signed by a key AC never had.
+		signer := realSigner(t, s.topo.Secrets.SigningKey.Reveal())
+		expired, _, _ := signer.Sign(localstack.MCClientID, auth.ScopeWriteGC, auth.ServiceMeetingController, -time.Minute)
+		expectCode("expired token", withBearer(ctx, expired), codes.Unauthenticated)
+		rogue := randomSigner(t)
+		forged, _, _ := rogue.Sign(localstack.MCClientID, auth.ScopeWriteGC, auth.ServiceMeetingController, time.Hour)
+		expectCode("token from an unknown key", withBearer(ctx, forged), codes.Unauthenticated)
+
+		// GC 0 trusts AC 0's JWKS; a token from AC 1 must work there, and the reverse.
+		for _, pair := range [][2]int{{1, 0}, {0, 1}} {
+			tok := s.verifierTok[pair[0]]
+			if _, err := s.gcAPI[pair[1]].ListMeetingControllers(withBearer(ctx, tok), &internalv1.ListMeetingControllersRequest{}); err != nil {
+				t.Errorf("token from AC %d on GC %d: %v", pair[0], pair[1], err)
+			}
+		}
+		// The GC's own scope does not open the registry list.
+		gcTok := s.token(0, localstack.GCClientID, s.topo.Secrets.GCClientSecret)
+		if _, err := gc.ListMeetingControllers(withBearer(ctx, gcTok), &internalv1.ListMeetingControllersRequest{}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("GC token listing controllers = %v, want PermissionDenied", err)
+		}
+		// Health needs no token.
+		conn := healthpb.NewHealthClient(grpcConn(t, s.topo.GCGRPCAddr(0)))
+		if r, err := conn.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("grpc health without token = %v, %v", r, err)
+		}
+		// The HTTP list endpoint enforces the same rule.
+		if code, err := httpGetJSON(s.topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", "", nil); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("HTTP list without token = %d, %v", code, err)
+		}
+		if code, err := httpGetJSON(s.topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", verifierTok, nil); err != nil || code != http.StatusOK {
+			t.Errorf("HTTP list with verifier token = %d, %v", code, err)
+		}
+	})
+
+	t.Run("join assigns, stores and opens a pinned WebTransport session", func(t *testing.T) {
+		const code = "standup-42"
+		var join struct {
+			MeetingID         string `json:"meeting_id"`
+			ControllerID      string `json:"controller_id"`
+			WebTransportURL   string `json:"webtransport_url"`
+			WebTransportCert  string `json:"webtransport_cert_sha256"`
+			WebTransportEndpt string `json:"webtransport_endpoint"`
+		}
+		status, err := postJSON(s.topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", &join)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("join = %d, %v", status, err)
+		}
+		if join.MeetingID != code || (join.ControllerID != ids[0] && join.ControllerID != ids[1]) {
+			t.Fatalf("join answer %+v", join)
+		}
+		var assigned string
+		row := s.pg.Conn(t).QueryRow(ctx, "SELECT controller_id FROM meeting_assignments WHERE meeting_id = $1 AND ended_at IS NULL", code)
+		if err := row.Scan(&assigned); err != nil || assigned != join.ControllerID {
+			t.Fatalf("assignment row: %q, %v (want %s)", assigned, err, join.ControllerID)
+		}
+		state, err := s.redis.Client(t).HGetAll(ctx, "meeting:"+code).Result()
+		if err != nil || state["controller_id"] != join.ControllerID {
+			t.Fatalf("redis meeting:%s = %v, %v", code, state, err)
+		}
+		// A second join through the other GC lands on the same MC.
+		var again struct {
+			ControllerID string `json:"controller_id"`
+		}
+		if status, err := postJSON(s.topo.GCHTTPURL(1)+"/api/v1/meetings/"+code+"/join", &again); err != nil || status != http.StatusOK || again.ControllerID != join.ControllerID {
+			t.Fatalf("second join = %d %+v, %v", status, again, err)
+		}
+
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		welcome, err := mc.DialWebTransport(dctx, join.WebTransportURL, join.WebTransportCert)
+		if err != nil {
+			t.Fatalf("WebTransport session to %s: %v", join.WebTransportURL, err)
+		}
+		if welcome.MeetingID != code || welcome.ControllerID != join.ControllerID {
+			t.Fatalf("welcome = %+v", welcome)
+		}
+		unknown := strings.TrimSuffix(join.WebTransportURL, code) + "no-such-meeting"
+		if _, err := mc.DialWebTransport(dctx, unknown, join.WebTransportCert); err == nil {
+			t.Fatal("WebTransport session for an unknown meeting was accepted")
+		}
+		wrongPin := strings.Repeat("0", 64)
+		if _, err := mc.DialWebTransport(dctx, join.WebTransportURL, wrongPin); err == nil {
+			t.Fatal("WebTransport session with a wrong certificate pin was accepted")
+		}
+	})
+
+	t.Run("GC restart: MCs regain registration with no manual step", func(t *testing.T) {
+		s.gc[0].Signal(syscall.SIGTERM)
+		if code, err := s.gc[0].Wait(15 * time.Second); err != nil || code != 0 {
+			t.Fatalf("GC 0 on SIGTERM: exit %d, %v", code, err)
+		}
+		s.gc[0].Start()
+		restarted := time.Now()
+		s.waitReady(s.topo.GCHTTPURL(0)+"/ready", s.gc[0])
+		eventually(t, 15*time.Second, "MCs fresh again after GC restart", func() error {
+			return s.allHealthy(ctx, 0, restarted, ids...)
+		})
+		s.waitReady(s.topo.MCHealthURL(0)+"/health/ready", s.mc[0])
+	})
+
+	t.Run("Postgres restart: GC readiness follows, registration resumes", func(t *testing.T) {
+		s.pg.Stop()
+		for gc := range s.gc {
+			if err := waitStatus(s.topo.GCHTTPURL(gc)+"/ready", http.StatusServiceUnavailable, 15*time.Second); err != nil {
+				t.Fatalf("GC %d /ready with Postgres down: %v", gc, err)
+			}
+		}
+		s.pg.Start()
+		back := time.Now()
+		for gc := range s.gc {
+			s.waitReady(s.topo.GCHTTPURL(gc)+"/ready", s.gc[gc])
+		}
+		eventually(t, 20*time.Second, "MCs heartbeating into the restarted database", func() error {
+			return s.allHealthy(ctx, 1, back, ids...)
+		})
+	})
+
+	t.Run("SIGTERM drains an MC out of the healthy set", func(t *testing.T) {
+		id := ids[0]
+		seen := make(chan internalv1.HealthStatus, 64)
+		stop := make(chan struct{})
+		go func() { // watch the registry closely so the DRAINING state is not missed
+			defer close(seen)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if cs, err := s.list(ctx, 1); err == nil {
+					if c, ok := byID(cs)[id]; ok {
+						select {
+						case seen <- c.Health:
+						default:
+						}
+					} else {
+						select {
+						case seen <- internalv1.HealthStatus_HEALTH_STATUS_UNSPECIFIED: // gone
+						default:
+						}
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		s.mc[0].Signal(syscall.SIGTERM)
+		if err := waitStatus(s.topo.MCHealthURL(0)+"/health/ready", http.StatusServiceUnavailable, 5*time.Second); err != nil && !s.mc[0].Exited() {
+			t.Errorf("MC readiness while draining: %v", err)
+		}
+		code, err := s.mc[0].Wait(tuning.MCShutdownGrace + 5*time.Second)
+		if err != nil || code != 0 {
+			t.Fatalf("MC on SIGTERM: exit %d, %v", code, err)
+		}
+		eventually(t, 10*time.Second, "drained MC out of the healthy set", func() error {
+			cs, err := s.list(ctx, 1)
+			if err != nil {
+				return err
+			}
+			if c, ok := byID(cs)[id]; ok && c.Health == internalv1.HealthStatus_HEALTH_STATUS_HEALTHY {
+				return fmt.Errorf("%s still HEALTHY", id)
+			}
+			return nil
+		})
+		close(stop)
+		sawDraining := false
+		for h := range seen {
+			sawDraining = sawDraining || h == internalv1.HealthStatus_HEALTH_STATUS_DRAINING
+		}
+		if !sawDraining {
+			t.Errorf("GC never listed %s as DRAINING", id)
+		}
+	})
+
+	t.Run("SIGKILL: UNHEALTHY once the staleness threshold passed", func(t *testing.T) {
+		id := ids[1]
+		threshold := time.Duration(tuning.StalenessThresholdSeconds) * time.Second
+		s.mc[1].Kill()
+		killed := time.Now()
+		var became time.Time
+		eventually(t, threshold+10*time.Second, id+" UNHEALTHY", func() error {
+			cs, err := s.list(ctx, 0)
+			if err != nil {
+				return err
+			}
+			c, ok := byID(cs)[id]
+			if !ok {
+				return fmt.Errorf("%s vanished instead of turning UNHEALTHY", id)
+			}
+			if c.Health != internalv1.HealthStatus_HEALTH_STATUS_UNHEALTHY {
+				return fmt.Errorf("%s is %v", id, c.Health)
+			}
+			became = time.Now()
+			return nil
+		})
+		// The last heartbeat came at most one interval before the kill, so
+		// GC must not have called it stale earlier than threshold minus that.
+		if early := became.Sub(killed); early < threshold-beat-100*time.Millisecond {
+			t.Errorf("marked UNHEALTHY %v after the kill, before the %v threshold", early, threshold)
+		}
+	})
+}
+
+func waitStatus(u string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: want %d, last %s", u, want, last)
+}
