@@ -45,7 +45,7 @@ type stack struct {
 	all   []*testsupport.Process
 
 	gcAPI       []internalv1.GlobalControllerServiceClient // one connection per GC, reconnecting
-	verifierTok []string                                  // the verifier's token from each AC
+	verifierTok []string                                   // the verifier's token from each AC
 }
 
 func startStack(t *testing.T) *stack {
