@@ -1,0 +1,179 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/darktower/devstack/gen/internalv1"
+)
+
+// assignTimeout bounds one AssignMeeting call, so an unreachable MC costs
+// the join a few seconds before the next candidate is tried.
+const assignTimeout = 3 * time.Second
+
+// errNoController means no healthy controller took the meeting (HTTP 503).
+var errNoController = errors.New("no healthy meeting controller available")
+
+// JoinResult is what a client needs to reach its meeting's controller.
+type JoinResult struct {
+	MeetingID              string `json:"meeting_id"`
+	ControllerID           string `json:"controller_id"`
+	Region                 string `json:"region"`
+	WebTransportEndpoint   string `json:"webtransport_endpoint"`
+	WebTransportURL        string `json:"webtransport_url"`
+	WebTransportCertSHA256 string `json:"webtransport_cert_sha256"`
+	GRPCEndpoint           string `json:"grpc_endpoint"`
+	reused                 bool
+}
+
+// joiner places meetings on controllers. It keeps one gRPC client
+// connection per controller endpoint; each call carries GC's own token.
+type joiner struct {
+	store     *Store
+	creds     credentials.PerRPCCredentials
+	gcID      string
+	threshold time.Duration
+	log       *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func (j *joiner) client(endpoint string) (internalv1.MeetingControllerServiceClient, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if cc, ok := j.conns[endpoint]; ok {
+		return internalv1.NewMeetingControllerServiceClient(cc), nil
+	}
+	target, err := dialTarget(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(j.creds))
+	if err != nil {
+		return nil, fmt.Errorf("meeting controller %s: %w", endpoint, err)
+	}
+	j.conns[endpoint] = cc
+	return internalv1.NewMeetingControllerServiceClient(cc), nil
+}
+
+// dialTarget turns an advertised http://host:port into host:port.
+func dialTarget(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("meeting controller endpoint %q is not a URL with a host", endpoint)
+	}
+	if u.Port() != "" {
+		return u.Host, nil
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+func (j *joiner) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for ep, cc := range j.conns {
+		_ = cc.Close()
+		delete(j.conns, ep)
+	}
+}
+
+// join returns the meeting's controller: its open assignment when that
+// controller is healthy and fresh, otherwise the least-loaded healthy fresh
+// controller in region that accepts it, trying the next on refusal or error.
+func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult, error) {
+	open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold)
+	if err != nil {
+		return JoinResult{}, fmt.Errorf("reading assignment: %w", err)
+	}
+	if open != nil {
+		if open.Fresh {
+			r := result(meetingID, open.Controller)
+			r.reused = true
+			return r, nil
+		}
+		j.log.Info("ending assignment to a controller that is no longer healthy",
+			"meeting_id", meetingID, "controller_id", open.Controller.ID, "health", open.Controller.Health.String())
+		if err := j.store.EndAssignment(ctx, meetingID, open.Controller.ID); err != nil {
+			return JoinResult{}, fmt.Errorf("ending stale assignment: %w", err)
+		}
+	}
+	cands, err := j.store.Candidates(ctx, region, j.threshold)
+	if err != nil {
+		return JoinResult{}, fmt.Errorf("listing candidates: %w", err)
+	}
+	var reasons []string
+	for _, c := range cands {
+		ok, why := j.assign(ctx, meetingID, c)
+		if !ok {
+			reasons = append(reasons, c.ID+": "+why)
+			continue
+		}
+		inserted, err := j.store.InsertAssignment(ctx, meetingID, c, j.gcID)
+		if err != nil {
+			return JoinResult{}, err
+		}
+		if !inserted {
+			// Another GC replica placed the meeting first; answer with its choice.
+			if open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold); err == nil && open != nil {
+				r := result(meetingID, open.Controller)
+				r.reused = true
+				return r, nil
+			}
+			return JoinResult{}, fmt.Errorf("meeting %s was assigned concurrently and the assignment could not be read", meetingID)
+		}
+		j.log.Info("meeting assigned", "meeting_id", meetingID, "controller_id", c.ID, "region", c.Region)
+		return result(meetingID, c), nil
+	}
+	if len(reasons) == 0 {
+		return JoinResult{}, fmt.Errorf("%w in region %q", errNoController, region)
+	}
+	return JoinResult{}, fmt.Errorf("%w in region %q: %s", errNoController, region, strings.Join(reasons, "; "))
+}
+
+// assign asks one controller to host the meeting.
+func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bool, string) {
+	cl, err := j.client(c.GRPCEndpoint)
+	if err != nil {
+		return false, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
+	defer cancel()
+	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID})
+	if err != nil {
+		j.log.Warn("AssignMeeting failed", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)
+		return false, fmt.Sprintf("AssignMeeting at %s failed: %v", c.GRPCEndpoint, err)
+	}
+	if !resp.GetAccepted() {
+		j.log.Info("AssignMeeting rejected", "meeting_id", meetingID, "controller_id", c.ID, "reason", resp.GetRejectionReason())
+		return false, "rejected: " + resp.GetRejectionReason()
+	}
+	return true, ""
+}
+
+func result(meetingID string, c Controller) JoinResult {
+	return JoinResult{
+		MeetingID: meetingID, ControllerID: c.ID, Region: c.Region,
+		WebTransportEndpoint:   c.WebTransportEndpoint,
+		WebTransportURL:        strings.TrimSuffix(c.WebTransportEndpoint, "/") + "/meetings/" + meetingID,
+		WebTransportCertSHA256: c.CertSHA256,
+		GRPCEndpoint:           c.GRPCEndpoint,
+	}
+}

@@ -1,0 +1,263 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/darktower/devstack/gen/internalv1"
+)
+
+// ErrNotFound means no controller row has the id.
+var ErrNotFound = errors.New("meeting controller not found")
+
+// Controller is one row of meeting_controllers.
+type Controller struct {
+	ID                   string
+	Region               string
+	GRPCEndpoint         string
+	WebTransportEndpoint string
+	CertSHA256           string
+	MaxMeetings          int32
+	CurrentMeetings      int32
+	MaxParticipants      int32
+	CurrentParticipants  int32
+	Health               internalv1.HealthStatus
+	RegisteredAt         time.Time
+	LastHeartbeatAt      time.Time
+}
+
+// Store is the registry in Postgres. Every GC replica shares it, and all
+// times come from the database's clock so replicas agree on staleness.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore wraps a pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Register upserts a controller keyed by id and stores it as pending. A
+// re-registration (restarted pod) resets load and health but keeps
+// created_at, the first registration time.
+func (s *Store) Register(ctx context.Context, c Controller) error {
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO meeting_controllers (controller_id, region, grpc_endpoint, webtransport_endpoint,
+    webtransport_cert_sha256, max_meetings, max_participants, health_status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
+ON CONFLICT (controller_id) DO UPDATE SET
+    region = EXCLUDED.region,
+    grpc_endpoint = EXCLUDED.grpc_endpoint,
+    webtransport_endpoint = EXCLUDED.webtransport_endpoint,
+    webtransport_cert_sha256 = EXCLUDED.webtransport_cert_sha256,
+    max_meetings = EXCLUDED.max_meetings,
+    max_participants = EXCLUDED.max_participants,
+    current_meetings = 0,
+    current_participants = 0,
+    health_status = 'pending',
+    last_heartbeat_at = now(),
+    updated_at = now()`,
+		c.ID, c.Region, c.GRPCEndpoint, c.WebTransportEndpoint, c.CertSHA256, c.MaxMeetings, c.MaxParticipants)
+	return err
+}
+
+// HeartbeatSQL is the single statement a heartbeat costs. It is exported so
+// the benchmark can time it bare, beside the full gRPC path.
+const HeartbeatSQL = `UPDATE meeting_controllers SET max_meetings = $2, current_meetings = $3,
+    max_participants = $4, current_participants = $5, health_status = $6,
+    last_heartbeat_at = now(), updated_at = now()
+WHERE controller_id = $1`
+
+// Heartbeat records capacity and health; ErrNotFound when the id is unknown.
+func (s *Store) Heartbeat(ctx context.Context, id string, c *internalv1.Capacity, health string) error {
+	tag, err := s.pool.Exec(ctx, HeartbeatSQL, id,
+		int32(c.GetMaxMeetings()), int32(c.GetCurrentMeetings()),
+		int32(c.GetMaxParticipants()), int32(c.GetCurrentParticipants()), health)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Deregister deletes the row (its assignments go with it by the foreign
+// key's ON DELETE CASCADE). It reports whether a row existed.
+func (s *Store) Deregister(ctx context.Context, id string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM meeting_controllers WHERE controller_id = $1`, id)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+const controllerColumns = `controller_id, region, grpc_endpoint, webtransport_endpoint,
+    webtransport_cert_sha256, max_meetings, current_meetings, max_participants,
+    current_participants, health_status, created_at, last_heartbeat_at`
+
+func scanController(row pgx.Row) (Controller, error) {
+	var c Controller
+	var health string
+	err := row.Scan(&c.ID, &c.Region, &c.GRPCEndpoint, &c.WebTransportEndpoint, &c.CertSHA256,
+		&c.MaxMeetings, &c.CurrentMeetings, &c.MaxParticipants, &c.CurrentParticipants,
+		&health, &c.RegisteredAt, &c.LastHeartbeatAt)
+	c.Health = healthFromDB(health)
+	return c, err
+}
+
+func collect(rows pgx.Rows, err error) ([]Controller, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Controller, error) { return scanController(r) })
+}
+
+// List returns controllers ordered by id; "" region and UNSPECIFIED health
+// match everything.
+func (s *Store) List(ctx context.Context, region string, health internalv1.HealthStatus) ([]Controller, error) {
+	h, _ := healthToDB(health)
+	rows, err := s.pool.Query(ctx, `SELECT `+controllerColumns+` FROM meeting_controllers
+WHERE ($1 = '' OR region = $1) AND ($2 = '' OR health_status = $2)
+ORDER BY controller_id`, region, h)
+	return collect(rows, err)
+}
+
+// CountByHealth counts rows per stored health value.
+func (s *Store) CountByHealth(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT health_status, count(*) FROM meeting_controllers GROUP BY health_status`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	var name string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error { out[name] = n; return nil })
+	return out, err
+}
+
+// Candidates are the healthy controllers of region with a heartbeat fresher
+// than threshold and room for a meeting, least loaded first.
+func (s *Store) Candidates(ctx context.Context, region string, threshold time.Duration) ([]Controller, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+controllerColumns+` FROM meeting_controllers
+WHERE region = $1 AND health_status = 'healthy'
+  AND last_heartbeat_at > now() - $2::float8 * interval '1 second'
+  AND current_meetings < max_meetings
+ORDER BY current_meetings::float8 / max_meetings, controller_id`, region, threshold.Seconds())
+	return collect(rows, err)
+}
+
+// Assignment is an open meeting assignment and the controller it points to.
+type Assignment struct {
+	Controller Controller
+	Fresh      bool // the controller is healthy and its heartbeat fresher than the threshold
+}
+
+// OpenAssignment returns the meeting's open assignment, or nil.
+func (s *Store) OpenAssignment(ctx context.Context, meetingID string, threshold time.Duration) (*Assignment, error) {
+	var a Assignment
+	var health string
+	c := &a.Controller
+	err := s.pool.QueryRow(ctx, `SELECT mc.controller_id, mc.region, mc.grpc_endpoint, mc.webtransport_endpoint,
+    mc.webtransport_cert_sha256, mc.max_meetings, mc.current_meetings, mc.max_participants,
+    mc.current_participants, mc.health_status, mc.created_at, mc.last_heartbeat_at,
+    mc.health_status = 'healthy' AND mc.last_heartbeat_at > now() - $2::float8 * interval '1 second'
+FROM meeting_assignments a JOIN meeting_controllers mc USING (controller_id)
+WHERE a.meeting_id = $1 AND a.ended_at IS NULL`, meetingID, threshold.Seconds()).Scan(
+		&c.ID, &c.Region, &c.GRPCEndpoint, &c.WebTransportEndpoint, &c.CertSHA256,
+		&c.MaxMeetings, &c.CurrentMeetings, &c.MaxParticipants, &c.CurrentParticipants,
+		&health, &c.RegisteredAt, &c.LastHeartbeatAt, &a.Fresh)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Health = healthFromDB(health)
+	return &a, nil
+}
+
+// EndAssignment closes the meeting's open assignment to controllerID.
+func (s *Store) EndAssignment(ctx context.Context, meetingID, controllerID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE meeting_assignments SET ended_at = now()
+WHERE meeting_id = $1 AND controller_id = $2 AND ended_at IS NULL`, meetingID, controllerID)
+	return err
+}
+
+// InsertAssignment records that c hosts the meeting and counts the meeting
+// against c's load until its next heartbeat reports the real figure. When
+// another GC won the race for the meeting it returns false and changes nothing.
+func (s *Store) InsertAssignment(ctx context.Context, meetingID string, c Controller, gcID string) (bool, error) {
+	var inserted bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO meeting_assignments (meeting_id, controller_id, region, assigned_by)
+VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) WHERE ended_at IS NULL DO NOTHING`,
+			meetingID, c.ID, c.Region, gcID)
+		if err != nil {
+			return err
+		}
+		if inserted = tag.RowsAffected() == 1; !inserted {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE meeting_controllers SET current_meetings = current_meetings + 1
+WHERE controller_id = $1`, c.ID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording assignment of %s to %s: %w", meetingID, c.ID, err)
+	}
+	return inserted, nil
+}
+
+// SweepResult says what one staleness sweep changed.
+type SweepResult struct {
+	Ran             bool  // false: another replica held the sweep lock
+	MarkedUnhealthy int64 // rows newly marked unhealthy
+	DrainingRemoved int64 // stale draining rows deleted
+	UnhealthyPurged int64 // unhealthy rows past retention deleted
+}
+
+// sweepLockKey is the advisory lock that lets one GC replica sweep at a time.
+const sweepLockKey = 0x6463_6763_7377 // "dcgcsw"
+
+// Sweep marks controllers whose last heartbeat is older than threshold as
+// unhealthy (removing stale draining ones instead: they were leaving), and
+// deletes unhealthy rows with no heartbeat for retention. It runs in one
+// transaction under a try-lock, so with two replicas one sweeps and the
+// other skips; a heartbeat committed first wins over the stale mark because
+// the UPDATE rechecks its WHERE clause on the new row version.
+func (s *Store) Sweep(ctx context.Context, threshold, retention time.Duration) (SweepResult, error) {
+	var r SweepResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(sweepLockKey)).Scan(&r.Ran); err != nil || !r.Ran {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM meeting_controllers
+WHERE health_status = 'draining' AND last_heartbeat_at < now() - $1::float8 * interval '1 second'`, threshold.Seconds())
+		if err != nil {
+			return err
+		}
+		r.DrainingRemoved = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `UPDATE meeting_controllers SET health_status = 'unhealthy', updated_at = now()
+WHERE health_status NOT IN ('unhealthy', 'draining')
+  AND last_heartbeat_at < now() - $1::float8 * interval '1 second'`, threshold.Seconds())
+		if err != nil {
+			return err
+		}
+		r.MarkedUnhealthy = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM meeting_controllers
+WHERE health_status = 'unhealthy' AND last_heartbeat_at < now() - $1::float8 * interval '1 second'`, retention.Seconds())
+		if err != nil {
+			return err
+		}
+		r.UnhealthyPurged = tag.RowsAffected()
+		return nil
+	})
+	return r, err
+}
