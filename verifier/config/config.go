@@ -1,0 +1,151 @@
+// Package config loads the verifier's YAML configuration: environment
+// expansion, JSON Schema validation with line numbers, strict decoding and
+// credential references resolved into secret.Value.
+package config
+
+import (
+	"time"
+
+	"github.com/darktower/devstack/internal/secret"
+)
+
+// Check ids (SPEC section 8).
+const (
+	RedisReachable    = "redis.reachable"
+	RedisAuth         = "redis.auth-enforced"
+	RedisPersistence  = "redis.persistence"
+	PostgresReachable = "postgres.reachable"
+	PostgresSchema    = "postgres.schema"
+	ACJWKS            = "ac.jwks"
+	ACToken           = "ac.token"
+	GCHealth          = "gc.health"
+	GCAuth            = "gc.auth-enforced"
+	GCRegistration    = "gc.registration"
+	MCReady           = "mc.ready"
+	MCWebTransport    = "mc.webtransport"
+	PromReady         = "prometheus.ready"
+	PromTargets       = "prometheus.targets"
+)
+
+// Defaults for settings the file leaves out.
+const (
+	DefaultDeadline           = 60 * time.Second
+	DefaultTimeout            = 5 * time.Second
+	DefaultBackoffInitial     = 200 * time.Millisecond
+	DefaultBackoffMax         = 5 * time.Second
+	DefaultHeartbeatThreshold = 30 * time.Second
+)
+
+// Config is one verifier configuration file.
+type Config struct {
+	Version     int                 `yaml:"version"`
+	Mode        string              `yaml:"mode"`
+	Deadline    Duration            `yaml:"deadline"`
+	Concurrency int                 `yaml:"concurrency"`
+	Timeouts    map[string]Duration `yaml:"timeouts"`
+	Backoff     Backoff             `yaml:"backoff"`
+	Redis       *Redis              `yaml:"redis"`
+	Postgres    *Postgres           `yaml:"postgres"`
+	AC          *AC                 `yaml:"ac"`
+	GC          *GC                 `yaml:"gc"`
+	MC          *MC                 `yaml:"mc"`
+	Prometheus  *Prometheus         `yaml:"prometheus"`
+
+	// Path is the file the configuration came from.
+	Path string `yaml:"-"`
+}
+
+// Backoff bounds the delay between attempts of one check.
+type Backoff struct {
+	Initial Duration `yaml:"initial"`
+	Max     Duration `yaml:"max"`
+}
+
+// Redis is the datastore MC keeps meeting state in.
+type Redis struct {
+	Address  string     `yaml:"address"`
+	Password Credential `yaml:"password"`
+}
+
+// Postgres is the registry database.
+type Postgres struct {
+	URL Credential `yaml:"url"`
+}
+
+// AC is the token service and the verifier's own client in it.
+type AC struct {
+	URLs         []string   `yaml:"urls"`
+	ClientID     string     `yaml:"client_id"`
+	ClientSecret Credential `yaml:"client_secret"`
+}
+
+// GC lists every global controller's gRPC listener.
+type GC struct {
+	GRPCAddresses []string `yaml:"grpc_addresses"`
+}
+
+// MC says which meeting controllers must be registered and how to reach them.
+type MC struct {
+	ExpectedCount      int      `yaml:"expected_count"`
+	ExpectedIDs        []string `yaml:"expected_ids"`
+	Region             string   `yaml:"region"`
+	HeartbeatThreshold Duration `yaml:"heartbeat_threshold"`
+	HealthURLs         []string `yaml:"health_urls"`
+	HealthPort         int      `yaml:"health_port"`
+}
+
+// Prometheus is the metrics server and the jobs it must be scraping.
+type Prometheus struct {
+	URL  string `yaml:"url"`
+	Jobs []Job  `yaml:"jobs"`
+}
+
+// Job is a scrape job that must have at least MinTargets targets up.
+type Job struct {
+	Name       string `yaml:"name"`
+	MinTargets int    `yaml:"min_targets"`
+}
+
+// Credential is a reference to a secret: an environment variable or a file.
+// Resolve fills Value; the reference itself is safe to print.
+type Credential struct {
+	Env   string `yaml:"env"`
+	File  string `yaml:"file"`
+	Value secret.Value
+}
+
+// Ref names where the secret comes from, for messages and next commands.
+func (c Credential) Ref() string {
+	if c.Env != "" {
+		return "$" + c.Env
+	}
+	return "file " + c.File
+}
+
+// TimeoutFor is the per-attempt timeout of check id.
+func (c *Config) TimeoutFor(id string) time.Duration {
+	if d, ok := c.Timeouts[id]; ok && d > 0 {
+		return d.D()
+	}
+	if d, ok := c.Timeouts["default"]; ok && d > 0 {
+		return d.D()
+	}
+	return DefaultTimeout
+}
+
+// Threshold is the oldest acceptable MC heartbeat age.
+func (m *MC) Threshold() time.Duration {
+	if m.HeartbeatThreshold > 0 {
+		return m.HeartbeatThreshold.D()
+	}
+	return DefaultHeartbeatThreshold
+}
+
+// MinTargetsOrDefault is at least one.
+func (j Job) MinTargetsOrDefault() int { return max(j.MinTargets, 1) }
+
+// Duration is a time.Duration written as a Go duration string ("5s").
+type Duration time.Duration
+
+// D converts to time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,91 @@
+package config
+
+import (
+	"net/url"
+	"strconv"
+	"slices"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/darktower/devstack/internal/secret"
+)
+
+// AllChecks lists every check id in dependency order.
+var AllChecks = []string{
+	RedisReachable, RedisAuth, RedisPersistence,
+	PostgresReachable, PostgresSchema,
+	ACJWKS, ACToken,
+	GCHealth, GCAuth, GCRegistration,
+	MCReady, MCWebTransport,
+	PromReady, PromTargets,
+}
+
+// semantic checks what the schema cannot express: how sections depend on
+// each other and which names must be unique.
+func (l *loader) semantic(cfg *Config, doc *yaml.Node) {
+	line := func(path ...string) int {
+		k, v := nodeAt(doc, path)
+		if k != nil {
+			return k.Line
+		}
+		if v != nil {
+			return v.Line
+		}
+		return 0
+	}
+	for id := range cfg.Timeouts {
+		if id != "default" && !slices.Contains(AllChecks, id) {
+			l.add(line("timeouts", id), "timeouts: unknown check id %q; expected 'default' or one of %v", id, AllChecks)
+		}
+	}
+	if cfg.Backoff.Initial > 0 && cfg.Backoff.Max > 0 && cfg.Backoff.Max < cfg.Backoff.Initial {
+		l.add(line("backoff", "max"), "backoff.max (%v) is shorter than backoff.initial (%v)", cfg.Backoff.Max.D(), cfg.Backoff.Initial.D())
+	}
+	if m := cfg.MC; m != nil {
+		if cfg.GC == nil || cfg.AC == nil {
+			l.add(line("mc"), "mc: needs the gc section (the registry lists the MCs) and the ac section (the verifier's token for it)")
+		}
+		if len(m.ExpectedIDs) > 0 && len(m.ExpectedIDs) != m.ExpectedCount {
+			l.add(line("mc", "expected_ids"), "mc.expected_ids lists %d ids but mc.expected_count is %d", len(m.ExpectedIDs), m.ExpectedCount)
+		}
+		if len(m.HealthURLs) == 0 && m.HealthPort == 0 {
+			l.add(line("mc"), "mc: set health_urls (each MC's health listener) or health_port (derived from the registry's hosts)")
+		}
+	}
+	if p := cfg.Prometheus; p != nil {
+		seen := map[string]bool{}
+		for i, j := range p.Jobs {
+			if seen[j.Name] {
+				l.add(line("prometheus", "jobs", strconv.Itoa(i), "name"), "prometheus.jobs: job %q is listed twice", j.Name)
+			}
+			seen[j.Name] = true
+		}
+	}
+}
+
+// Secrets returns every resolved secret, plus the password inside a secret
+// URL, so output can be scrubbed of them whatever a library puts in an error.
+func (c *Config) Secrets() []secret.Value {
+	var out []secret.Value
+	add := func(v secret.Value) {
+		if !v.Empty() {
+			out = append(out, v)
+		}
+	}
+	if c.Redis != nil {
+		add(c.Redis.Password.Value)
+	}
+	if c.Postgres != nil {
+		add(c.Postgres.URL.Value)
+		if u, err := url.Parse(c.Postgres.URL.Value.Reveal()); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				add(secret.New(pw))
+				add(secret.New(url.QueryEscape(pw)))
+			}
+		}
+	}
+	if c.AC != nil {
+		add(c.AC.ClientSecret.Value)
+	}
+	return out
+}
