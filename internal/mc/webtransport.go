@@ -1,0 +1,186 @@
+package mc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+)
+
+// MeetingPathPrefix is where WebTransport sessions are opened:
+// https://<advertise>/meetings/{meeting_id}.
+const MeetingPathPrefix = "/meetings/"
+
+// Welcome is the first message of every session. The server opens a
+// unidirectional stream right after accepting the session, writes this as one
+// JSON object followed by a newline, and closes the stream. BindingToken is
+// base64url (no padding) of HMAC-SHA256(MC_BINDING_TOKEN_SECRET,
+// meeting_id + "|" + session_nonce); it binds later requests to this
+// meeting and session without MC keeping per-session secrets.
+type Welcome struct {
+	MeetingID    string `json:"meeting_id"`
+	ControllerID string `json:"controller_id"`
+	SessionNonce string `json:"session_nonce"`
+	BindingToken string `json:"binding_token"`
+}
+
+// closeCodeDraining is the session close code MC sends when it shuts down.
+const closeCodeDraining webtransport.SessionErrorCode = 1
+
+func (s *Server) newWebTransportServer() *webtransport.Server {
+	h3 := &http3.Server{
+		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{
+			Certificates: []tls.Certificate{s.cert.cert},
+			MinVersion:   tls.VersionTLS13,
+		}),
+		QUICConfig: &quic.Config{
+			EnableDatagrams:                  true,
+			EnableStreamResetPartialDelivery: true,
+			KeepAlivePeriod:                  15 * time.Second,
+			MaxIdleTimeout:                   60 * time.Second,
+		},
+		Logger: s.log,
+	}
+	wt := &webtransport.Server{
+		H3: h3,
+		// Browser clients are served from another origin (the web app), so the
+		// same-origin default would refuse them; a session is only useful for a
+		// meeting GC assigned here, which the handler checks.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	h3.Handler = s.webTransportHandler(wt)
+	return wt
+}
+
+// webTransportHandler upgrades only for a meeting assigned to this MC in
+// Redis; anything else is answered with a plain HTTP status and no upgrade.
+func (s *Server) webTransportHandler(wt *webtransport.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(code int, msg string, args ...any) {
+			s.m.sessions.WithLabelValues(statusRefused).Inc()
+			s.log.Info("WebTransport session refused", append([]any{"path", r.URL.Path, "status", code, "reason", msg, "remote", r.RemoteAddr}, args...)...)
+			http.Error(w, msg, code)
+		}
+		mid, ok := strings.CutPrefix(r.URL.Path, MeetingPathPrefix)
+		if !ok || !meetingIDPattern.MatchString(mid) {
+			refuse(http.StatusNotFound, "not found")
+			return
+		}
+		if r.Method != http.MethodConnect {
+			refuse(http.StatusBadRequest, "expected a WebTransport CONNECT request")
+			return
+		}
+		if s.draining.Load() {
+			refuse(http.StatusServiceUnavailable, "meeting controller is draining")
+			return
+		}
+		ok, err := s.store.hosts(r.Context(), mid)
+		if err != nil {
+			refuse(http.StatusServiceUnavailable, "meeting state unavailable", "meeting_id", mid, "error", err)
+			return
+		}
+		if !ok {
+			refuse(http.StatusNotFound, "meeting not assigned to this controller", "meeting_id", mid)
+			return
+		}
+		sess, err := wt.Upgrade(w, r)
+		if err != nil {
+			s.m.sessions.WithLabelValues(statusRefused).Inc()
+			s.log.Warn("WebTransport upgrade failed", "meeting_id", mid, "remote", r.RemoteAddr, "error", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		s.m.sessions.WithLabelValues(statusAccepted).Inc()
+		s.sessions.add(sess, func() { s.hostSession(sess, mid) })
+	})
+}
+
+// hostSession sends the welcome and then holds the session until the client
+// or the drain closes it.
+func (s *Server) hostSession(sess *webtransport.Session, meetingID string) {
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	w := Welcome{
+		MeetingID:    meetingID,
+		ControllerID: s.cfg.ID,
+		SessionNonce: base64.RawURLEncoding.EncodeToString(nonce),
+	}
+	w.BindingToken = BindingToken([]byte(s.cfg.BindingSecret.Reveal()), meetingID, w.SessionNonce)
+	log := s.log.With("meeting_id", meetingID, "remote", sess.RemoteAddr().String())
+	log.Info("WebTransport session accepted")
+
+	ctx, cancel := context.WithTimeout(sess.Context(), 10*time.Second)
+	str, err := sess.OpenUniStreamSync(ctx)
+	cancel()
+	if err != nil {
+		log.Warn("opening the welcome stream failed", "error", err)
+		_ = sess.CloseWithError(0, "welcome failed")
+		return
+	}
+	b, _ := json.Marshal(w)
+	_ = str.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := str.Write(append(b, '\n')); err != nil {
+		log.Warn("writing the welcome failed", "error", err)
+		_ = sess.CloseWithError(0, "welcome failed")
+		return
+	}
+	_ = str.Close()
+	<-sess.Context().Done()
+	log.Info("WebTransport session ended")
+}
+
+// sessionSet tracks open sessions so heartbeats can count them and the drain
+// can close them.
+type sessionSet struct {
+	mu     sync.Mutex
+	m      map[*webtransport.Session]struct{}
+	wg     sync.WaitGroup
+	onSize func(int)
+}
+
+func (ss *sessionSet) add(sess *webtransport.Session, run func()) {
+	ss.mu.Lock()
+	ss.m[sess] = struct{}{}
+	ss.onSize(len(ss.m))
+	ss.mu.Unlock()
+	ss.wg.Go(func() {
+		defer func() {
+			ss.mu.Lock()
+			delete(ss.m, sess)
+			ss.onSize(len(ss.m))
+			ss.mu.Unlock()
+		}()
+		run()
+	})
+}
+
+func (ss *sessionSet) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.m)
+}
+
+// closeAll ends every session with the draining code and waits (up to
+// timeout) for their goroutines.
+func (ss *sessionSet) closeAll(timeout time.Duration) {
+	ss.mu.Lock()
+	for sess := range ss.m {
+		_ = sess.CloseWithError(closeCodeDraining, "meeting controller draining")
+	}
+	ss.mu.Unlock()
+	done := make(chan struct{})
+	go func() { ss.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
