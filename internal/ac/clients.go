@@ -35,12 +35,14 @@ var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 // fileSchema mirrors the clients file. Unknown keys are refused so a typo
 // (client_secrte) fails loudly instead of leaving a client without a secret.
 type fileSchema struct {
-	Clients []struct {
-		ClientID     string   `yaml:"client_id"`
-		ClientSecret string   `yaml:"client_secret"`
-		ServiceType  string   `yaml:"service_type"`
-		Scopes       []string `yaml:"scopes"`
-	} `yaml:"clients"`
+	Clients []clientEntry `yaml:"clients"`
+}
+
+type clientEntry struct {
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	ServiceType  string   `yaml:"service_type"`
+	Scopes       []string `yaml:"scopes"`
 }
 
 // maxClientsFile bounds what we read: the file is a small Kubernetes Secret.
@@ -160,10 +162,14 @@ func yamlError(err error) error {
 		msg = strings.Join(te.Errors, "; ")
 	}
 	msg = quotedValue.ReplaceAllString(msg, "(value not shown)")
+	msg = unknownField.ReplaceAllString(msg, "unknown key $1")
 	return errors.New(strings.ReplaceAll(msg, "\n", "; "))
 }
 
-var quotedValue = regexp.MustCompile("`[^`]*`")
+var (
+	quotedValue  = regexp.MustCompile("`[^`]*`")
+	unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+)
 
 func unwrapPathErr(err error) error {
 	var pe *os.PathError
