@@ -13,8 +13,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"

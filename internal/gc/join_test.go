@@ -1,0 +1,247 @@
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/grpcserver"
+	"github.com/darktower/devstack/internal/logging"
+)
+
+// fakeMC is a real MeetingControllerService on a loopback port, behind the
+// same auth as the real MC, that records calls and accepts or rejects them.
+type fakeMC struct {
+	internalv1.UnimplementedMeetingControllerServiceServer
+	id, endpoint string
+	accept       bool
+
+	mu    sync.Mutex
+	calls []assignCall
+}
+
+type assignCall struct {
+	meetingID, gcID, caller, serviceType string
+}
+
+func (f *fakeMC) AssignMeeting(ctx context.Context, r *internalv1.AssignMeetingRequest) (*internalv1.AssignMeetingResponse, error) {
+	c, _ := auth.ClaimsFrom(ctx)
+	f.mu.Lock()
+	f.calls = append(f.calls, assignCall{r.MeetingId, r.RequestingGcId, c.Subject, c.ServiceType})
+	f.mu.Unlock()
+	if !f.accept {
+		return &internalv1.AssignMeetingResponse{Accepted: false, RejectionReason: "at capacity"}, nil
+	}
+	return &internalv1.AssignMeetingResponse{Accepted: true}, nil
+}
+
+func (f *fakeMC) recorded() []assignCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]assignCall(nil), f.calls...)
+}
+
+// startFakeMC serves a fake MC that validates GC's token against e's issuer.
+func startFakeMC(t *testing.T, e *gcEnv, id string, accept bool) *fakeMC {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := auth.NewValidator(ctx, e.iss.JWKSURL, logging.NewTo(e.logs, "fake-mc", "info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcserver.New(v, map[string]auth.Requirement{
+		internalv1.MeetingControllerService_AssignMeeting_FullMethodName: {Scope: auth.ScopeWriteMC, ServiceTypes: []string{auth.ServiceGlobalController}},
+	}, prometheus.NewRegistry())
+	ln := listen(t)
+	f := &fakeMC{id: id, endpoint: "http://" + ln.Addr().String(), accept: accept}
+	internalv1.RegisterMeetingControllerServiceServer(srv, f)
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln, time.Second); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+// registerAs registers a controller at endpoint and heartbeats it with load
+// current out of 10 meetings.
+func registerAs(t *testing.T, mc internalv1.GlobalControllerServiceClient, id, region, endpoint string, current uint32, h internalv1.HealthStatus) {
+	t.Helper()
+	r := regReq(id, region)
+	r.GrpcEndpoint = endpoint
+	r.WebtransportEndpoint = "https://127.0.0.1:4433"
+	if _, err := mc.RegisterMC(ctxT(t), r); err != nil {
+		t.Fatal(err)
+	}
+	if h != pending {
+		if _, err := mc.FastHeartbeat(ctxT(t), fastHB(id, current, h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type openRow struct {
+	controller, region, by string
+}
+
+func openAssignments(t *testing.T, e *gcEnv, meeting string) []openRow {
+	t.Helper()
+	rows, err := e.pool.Query(ctxT(t), `SELECT controller_id, region, assigned_by FROM meeting_assignments
+WHERE meeting_id = $1 AND ended_at IS NULL`, meeting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []openRow
+	for rows.Next() {
+		var r openRow
+		if err := rows.Scan(&r.controller, &r.region, &r.by); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func join(t *testing.T, e *gcEnv, code, region string) (int, JoinResult, string) {
+	t.Helper()
+	u := e.httpURL + "/api/v1/meetings/" + code + "/join"
+	if region != "" {
+		u += "?region=" + region
+	}
+	status, body := httpDo(t, "POST", u, "")
+	var r JoinResult
+	if status == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatalf("join body %s: %v", body, err)
+		}
+	}
+	return status, r, body
+}
+
+// TestJoin places meetings through real MeetingControllerService servers.
+func TestJoin(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) { c.Region = "home" })
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+
+	t.Run("least loaded, recorded, then reused", func(t *testing.T) {
+		busy, idle := startFakeMC(t, e, "mc-busy", true), startFakeMC(t, e, "mc-idle", true)
+		registerAs(t, mc, "mc-busy", "home", busy.endpoint, 6, healthy)
+		registerAs(t, mc, "mc-idle", "home", idle.endpoint, 2, healthy)
+
+		code, r, body := join(t, e, "standup-1", "")
+		if code != 200 || r.ControllerID != "mc-idle" || r.Region != "home" || r.MeetingID != "standup-1" ||
+			r.GRPCEndpoint != idle.endpoint || r.WebTransportURL != "https://127.0.0.1:4433/meetings/standup-1" ||
+			r.WebTransportCertSHA256 != strings.Repeat("ab", 32) {
+			t.Fatalf("join = %d %s", code, body)
+		}
+		calls := idle.recorded()
+		if len(calls) != 1 || calls[0] != (assignCall{"standup-1", "gc-test", gcClientID, auth.ServiceGlobalController}) {
+			t.Fatalf("mc-idle saw %+v, want one AssignMeeting from gc-test with GC's token", calls)
+		}
+		if rows := openAssignments(t, e, "standup-1"); len(rows) != 1 || rows[0] != (openRow{"mc-idle", "home", "gc-test"}) {
+			t.Fatalf("open assignments = %+v", rows)
+		}
+		// The same meeting again: same MC, no second AssignMeeting, still one row.
+		code, r, body = join(t, e, "standup-1", "")
+		if code != 200 || r.ControllerID != "mc-idle" {
+			t.Fatalf("second join = %d %s", code, body)
+		}
+		if n := len(idle.recorded()); n != 1 {
+			t.Fatalf("mc-idle got %d AssignMeeting calls, want 1 (reuse)", n)
+		}
+		if rows := openAssignments(t, e, "standup-1"); len(rows) != 1 {
+			t.Fatalf("open assignments = %+v, want 1", rows)
+		}
+		if len(busy.recorded()) != 0 {
+			t.Fatalf("mc-busy was asked though mc-idle had less load: %+v", busy.recorded())
+		}
+
+		// The hosting MC turns unhealthy: the assignment ends, mc-busy takes over.
+		if _, err := mc.FastHeartbeat(ctxT(t), fastHB("mc-idle", 2, unhealthy)); err != nil {
+			t.Fatal(err)
+		}
+		code, r, body = join(t, e, "standup-1", "")
+		if code != 200 || r.ControllerID != "mc-busy" {
+			t.Fatalf("join after mc-idle turned unhealthy = %d %s, want mc-busy", code, body)
+		}
+		if rows := openAssignments(t, e, "standup-1"); len(rows) != 1 || rows[0].controller != "mc-busy" {
+			t.Fatalf("open assignments = %+v, want only mc-busy", rows)
+		}
+		var ended int
+		if err := e.pool.QueryRow(ctxT(t), `SELECT count(*) FROM meeting_assignments WHERE meeting_id='standup-1' AND controller_id='mc-idle' AND ended_at IS NOT NULL`).Scan(&ended); err != nil || ended != 1 {
+			t.Fatalf("ended mc-idle assignments = %d, %v; want 1", ended, err)
+		}
+	})
+
+	t.Run("falls back past unreachable and rejecting controllers", func(t *testing.T) {
+		rej, acc := startFakeMC(t, e, "mc-rej", false), startFakeMC(t, e, "mc-acc", true)
+		dead := "http://" + listenClosed(t)
+		registerAs(t, mc, "mc-dead", "fb", dead, 0, healthy)
+		registerAs(t, mc, "mc-rej", "fb", rej.endpoint, 1, healthy)
+		registerAs(t, mc, "mc-acc", "fb", acc.endpoint, 5, healthy)
+		code, r, body := join(t, e, "retro", "fb")
+		if code != 200 || r.ControllerID != "mc-acc" {
+			t.Fatalf("join = %d %s, want mc-acc", code, body)
+		}
+		if n := len(rej.recorded()); n != 1 {
+			t.Fatalf("rejecting MC saw %d calls, want 1", n)
+		}
+		if rows := openAssignments(t, e, "retro"); len(rows) != 1 || rows[0].controller != "mc-acc" {
+			t.Fatalf("open assignments = %+v", rows)
+		}
+	})
+
+	t.Run("503 without a healthy controller", func(t *testing.T) {
+		pend := startFakeMC(t, e, "mc-pend", true)
+		registerAs(t, mc, "mc-pend", "none", pend.endpoint, 0, pending)
+		registerAs(t, mc, "mc-degr", "none", pend.endpoint, 0, degraded)
+		for _, region := range []string{"none", "empty"} {
+			if code, _, body := join(t, e, "lonely", region); code != 503 || !strings.Contains(body, "no healthy meeting controller") {
+				t.Fatalf("region %s: join = %d %s, want 503", region, code, body)
+			}
+		}
+		rej := startFakeMC(t, e, "mc-only-rej", false)
+		registerAs(t, mc, "mc-only-rej", "allrej", rej.endpoint, 0, healthy)
+		if code, _, body := join(t, e, "lonely", "allrej"); code != 503 || !strings.Contains(body, "at capacity") {
+			t.Fatalf("all reject: join = %d %s, want 503 naming the reason", code, body)
+		}
+		if len(pend.recorded()) != 0 || len(openAssignments(t, e, "lonely")) != 0 {
+			t.Fatal("a pending or degraded controller was asked, or a row was written")
+		}
+	})
+
+	t.Run("bad input is 400", func(t *testing.T) {
+		for _, c := range []string{"has%20space", strings.Repeat("x", 65), "semi%3Bcolon"} {
+			if code, _, body := join(t, e, c, ""); code != 400 {
+				t.Errorf("code %q: %d %s, want 400", c, code, body)
+			}
+		}
+		if code, _, body := join(t, e, "ok", strings.Repeat("r", 51)); code != 400 {
+			t.Errorf("long region: %d %s, want 400", code, body)
+		}
+	})
+
+	_, body := httpDo(t, "GET", e.httpURL+"/metrics", "")
+	for _, m := range []string{`gc_meeting_joins_total{status="assigned"} 3`, `gc_meeting_joins_total{status="reused"} 1`,
+		`gc_meeting_joins_total{status="unavailable"} 3`, `gc_meeting_joins_total{status="invalid"} 4`} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %s; have:\n%s", m, grepLines(body, "gc_meeting_joins"))
+		}
+	}
+}
+
+// listenClosed returns an address on which nothing listens any more.
+func listenClosed(t *testing.T) string {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
