@@ -244,4 +244,3 @@ func listenClosed(t *testing.T) string {
 	ln.Close()
 	return addr
 }
-

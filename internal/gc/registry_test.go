@@ -168,7 +168,10 @@ func TestRegistry(t *testing.T) {
 			wantCode(t, reg(c.mod), codes.InvalidArgument, c.field+":")
 		}
 		// Edges that are valid.
-		if err := reg(func(r *internalv1.RegisterMCRequest) { r.Id = strings.Repeat("a", 255); r.Region = strings.Repeat("r", 50) }); err != nil {
+		if err := reg(func(r *internalv1.RegisterMCRequest) {
+			r.Id = strings.Repeat("a", 255)
+			r.Region = strings.Repeat("r", 50)
+		}); err != nil {
 			t.Fatalf("255-char id and 50-char region: %v", err)
 		}
 
