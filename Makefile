@@ -12,11 +12,34 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 BUF_VERSION                := v1.61.0
 STATICCHECK_VERSION        := v0.8.2
 
-BINARIES := ac-service global-controller meeting-controller db-migrate
+BINARIES := ac-service global-controller meeting-controller db-migrate devstack
+STATE_DIR ?= $(CURDIR)/.state
+PORT_BASE ?= 17000
+DEVSTACK  = STATE_DIR=$(STATE_DIR) PORT_BASE=$(PORT_BASE) BIN_DIR=$(BIN) $(BIN)/devstack
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: up
+up: build ## Start the whole stack as local processes and verify it (PORT_BASE=... moves every port)
+	$(DEVSTACK) up
+
+.PHONY: down
+down: ## Stop every local process (data stays)
+	@if [ -x $(BIN)/devstack ]; then $(DEVSTACK) down; else echo "nothing built, nothing running"; fi
+
+.PHONY: status
+status: build ## Show which local processes run
+	$(DEVSTACK) status
+
+.PHONY: logs
+logs: build ## Follow the merged logs of every local process
+	$(DEVSTACK) logs
+
+.PHONY: clean
+clean: ## Stop the local stack and delete its state (databases, logs, secrets)
+	@if [ -x $(BIN)/devstack ]; then $(DEVSTACK) clean; else rm -rf $(STATE_DIR); fi
 
 .PHONY: build
 build: ## Build every binary into bin/

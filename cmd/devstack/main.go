@@ -1,0 +1,58 @@
+// Command devstack runs the Dark Tower stack as local processes (local mode):
+// `devstack up` starts and verifies it, `down` stops it, `logs` follows the
+// merged logs, `status` lists the processes, `clean` removes the state.
+// The Makefile's up/down/verify/logs/clean targets call it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/darktower/devstack/internal/localstack"
+)
+
+const usage = `usage: devstack [flags] up|down|status|logs|clean
+
+flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", envOr("STATE_DIR", ".state"), "state directory (STATE_DIR)")
+	binDir := fs.String("bin-dir", envOr("BIN_DIR", "bin"), "where the service binaries are built (BIN_DIR)")
+	portBase := fs.String("port-base", envOr("PORT_BASE", strconv.Itoa(localstack.DefaultPortBase)), "first port of the set (PORT_BASE)")
+	follow := fs.Bool("follow", true, "logs: keep following")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 {
+		if err == nil {
+			fs.Usage()
+		}
+		os.Exit(2)
+	}
+	base, err := strconv.Atoi(*portBase)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "PORT_BASE: expected a port number, got %q\n", *portBase)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := localstack.Command(ctx, fs.Arg(0), *stateDir, base, *binDir, *follow, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		if localstack.IsUsage(err) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
