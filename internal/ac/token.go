@@ -1,6 +1,7 @@
 package ac
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,16 +35,25 @@ type oauthError struct {
 	err    string // error field
 	desc   string // error_description
 	status string // metric label
+	detail string // logged instead of desc when set; never sent to the caller
 }
 
 func (e *oauthError) Error() string { return e.err + ": " + e.desc }
 
 func badRequest(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_request", desc, statusInvalidReq}
+	return &oauthError{code: http.StatusBadRequest, err: "invalid_request", desc: desc, status: statusInvalidReq}
 }
 
 func invalidClient(desc string) *oauthError {
-	return &oauthError{http.StatusUnauthorized, "invalid_client", desc, statusInvalidClient}
+	return &oauthError{code: http.StatusUnauthorized, err: "invalid_client", desc: desc, status: statusInvalidClient}
+}
+
+// invalidClientDetail hides from the caller whether the client exists; the
+// log says which.
+func invalidClientDetail(detail string) *oauthError {
+	e := invalidClient("unknown client or wrong secret")
+	e.detail = detail
+	return e
 }
 
 // token serves POST /api/v1/auth/service/token (client_credentials grant).
@@ -61,10 +71,10 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &oe) {
 			attrs = append(attrs, "error", err.Error())
 			level = slog.LevelError
-			oe = &oauthError{http.StatusInternalServerError, "server_error", "internal error; see AC logs", statusError}
+			oe = &oauthError{code: http.StatusInternalServerError, err: "server_error", desc: "internal error; see AC logs", status: statusError}
 		}
 		outcome = oe.status
-		attrs = append(attrs, "reason", oe.desc)
+		attrs = append(attrs, "reason", cmp.Or(oe.detail, oe.desc))
 		if oe.code == http.StatusUnauthorized && req.basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="dark-tower-ac", charset="UTF-8"`)
 		}
@@ -86,7 +96,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 // issue authenticates the client and signs its token.
 func (s *Service) issue(ctx context.Context, req tokenRequest) (map[string]any, error) {
 	if !s.synced.Load() {
-		return nil, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", "service clients are not loaded yet; retry shortly", statusError}
+		return nil, &oauthError{code: http.StatusServiceUnavailable, err: "temporarily_unavailable", desc: "service clients are not loaded yet; retry shortly", status: statusError}
 	}
 	c, found, err := lookupClient(ctx, s.pool, req.clientID)
 	if err != nil {
@@ -100,9 +110,9 @@ func (s *Service) issue(ctx context.Context, req tokenRequest) (map[string]any, 
 	match := bcrypt.CompareHashAndPassword(hash, []byte(req.secret.Reveal())) == nil
 	switch {
 	case !found:
-		return nil, invalidClient("unknown client or wrong secret")
+		return nil, invalidClientDetail("unknown client")
 	case !match:
-		return nil, invalidClient("unknown client or wrong secret")
+		return nil, invalidClientDetail("wrong client_secret")
 	case !c.active:
 		return nil, invalidClient("client is inactive")
 	}
@@ -111,7 +121,7 @@ func (s *Service) issue(ctx context.Context, req tokenRequest) (map[string]any, 
 		asked := strings.Fields(req.scope)
 		for _, sc := range asked {
 			if !slices.Contains(c.scopes, sc) {
-				return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "scope " + quote(sc) + " is not granted to this client", statusInvalidReq}
+				return nil, &oauthError{code: http.StatusBadRequest, err: "invalid_scope", desc: "scope " + quote(sc) + " is not granted to this client", status: statusInvalidReq}
 			}
 		}
 		if len(asked) > 0 {
@@ -179,7 +189,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, er
 	case req.grantType == "":
 		return req, badRequest("grant_type is required")
 	case req.grantType != "client_credentials":
-		return req, &oauthError{http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is supported", statusBadGrant}
+		return req, &oauthError{code: http.StatusBadRequest, err: "unsupported_grant_type", desc: "only grant_type=client_credentials is supported", status: statusBadGrant}
 	case req.clientID == "" || req.secret.Empty():
 		return req, invalidClient("client authentication required: HTTP Basic or client_id and client_secret in the body")
 	}
