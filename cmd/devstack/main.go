@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/darktower/devstack/internal/localstack"
@@ -28,10 +29,20 @@ func main() {
 	portBase := fs.String("port-base", envOr("PORT_BASE", strconv.Itoa(localstack.DefaultPortBase)), "first port of the set (PORT_BASE)")
 	follow := fs.Bool("follow", true, "logs: keep following")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
-	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 {
-		if err == nil {
-			fs.Usage()
-		}
+	// The subcommand may come before or after the flags.
+	args := os.Args[1:]
+	var cmd string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		os.Exit(2)
+	}
+	if cmd == "" && fs.NArg() > 0 {
+		cmd = fs.Arg(0)
+	}
+	if cmd == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != cmd) {
+		fs.Usage()
 		os.Exit(2)
 	}
 	base, err := strconv.Atoi(*portBase)
@@ -41,7 +52,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := localstack.Command(ctx, fs.Arg(0), *stateDir, base, *binDir, *follow, os.Stdout); err != nil {
+	if err := localstack.Command(ctx, cmd, *stateDir, base, *binDir, *follow, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
 		if localstack.IsUsage(err) {
 			os.Exit(2)

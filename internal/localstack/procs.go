@@ -119,8 +119,10 @@ func (l Layout) Running(name string) (int, bool) {
 		return pid, false
 	}
 	if len(lines) > 1 {
+		// /proc/<pid>/exe is the resolved file (Debian's redis-server is a symlink).
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(lines[1]) {
+		want, werr := filepath.EvalSymlinks(lines[1])
+		if err == nil && werr == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(want) {
 			return pid, false
 		}
 	}

@@ -37,6 +37,9 @@ func Open(stateDir string, base int, binDir string, out io.Writer) (*Stack, erro
 	if err != nil {
 		return nil, err
 	}
+	if binDir, err = filepath.Abs(binDir); err != nil {
+		return nil, err
+	}
 	l := Layout{StateDir: abs, Base: base}
 	st, err := l.LoadOrCreateSecrets()
 	if err != nil {
