@@ -149,3 +149,11 @@ type Duration time.Duration
 
 // D converts to time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ShellRef is how a shell command reads the secret: "$NAME" or "$(cat PATH)".
+func (c Credential) ShellRef() string {
+	if c.Env != "" {
+		return "$" + c.Env
+	}
+	return "$(cat " + c.File + ")"
+}

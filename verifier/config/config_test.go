@@ -118,7 +118,7 @@ func TestCredentialsResolve(t *testing.T) {
 func TestSemanticProblems(t *testing.T) {
 	cases := map[string]string{
 		"version: 2\n": "/version",
-		"version: 1\ntimeouts:\n  redis.reachabel: 1s\n":                                 "unknown check id",
+		"version: 1\ntimeouts:\n  redis.reachabel: 1s\n":                                  "unknown check id",
 		"version: 1\nmc:\n  expected_count: 1\n  health_port: 8081\n":                     "mc: needs the gc section",
 		"version: 1\nbackoff:\n  initial: 2s\n  max: 1s\n":                                "shorter than",
 		"version: 1\ndeadline: soon\n":                                                    "/deadline",

@@ -2,8 +2,8 @@ package config
 
 import (
 	"net/url"
-	"strconv"
 	"slices"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 

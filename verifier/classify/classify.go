@@ -1,0 +1,228 @@
+// Package classify turns what a probe saw into a verdict people can act on:
+// an error class, its likely cause and the next command to run. Library
+// errors are recognised by their codes (SQLSTATE, Redis error prefixes, gRPC
+// codes, OAuth2 error codes, Prometheus lastError); probes report semantic
+// failures as Findings that name their class directly.
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Finding is a failure a probe recognised itself (AOF off, a stale MC...).
+type Finding struct {
+	Class string
+	Msg   string
+}
+
+func (f *Finding) Error() string { return f.Msg }
+
+// Failf reports a finding of class.
+func Failf(class, format string, a ...any) error {
+	return &Finding{Class: class, Msg: fmt.Sprintf(format, a...)}
+}
+
+// TargetError says which target of a check an error came from.
+type TargetError struct {
+	Target string
+	Err    error
+}
+
+func (e *TargetError) Error() string { return e.Target + ": " + e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// At wraps err with the target it concerns.
+func At(target string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TargetError{Target: target, Err: err}
+}
+
+// Info fills the placeholders of a next command.
+type Info struct {
+	Check string
+	Mode  string            // local or cluster
+	Vars  map[string]string // e.g. "ref": "$REDIS_PASSWORD"
+}
+
+// Class is a verdict on one failure.
+type Class struct {
+	ID       string `json:"id"`
+	Cause    string `json:"cause"`
+	Next     string `json:"next"`
+	Definite bool   `json:"definite"`
+}
+
+// Classify names the class of err for a check.
+func Classify(err error, info Info) Class {
+	if err == nil {
+		return Class{}
+	}
+	id := classID(err)
+	e, ok := table[id]
+	if !ok {
+		e = table["unknown"]
+	}
+	next := e.local
+	if info.Mode == "cluster" && e.cluster != "" {
+		next = e.cluster
+	}
+	if next == "" {
+		next = defaultNext(info)
+	}
+	return Class{ID: id, Cause: e.cause, Next: fill(next, err, info), Definite: e.definite}
+}
+
+// classID recognises err, most specific first.
+func classID(err error) string {
+	var f *Finding
+	if errors.As(err, &f) {
+		return f.Class
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01":
+			return "postgres.wrong-password"
+		case "28000":
+			return "postgres.not-authorized"
+		case "3D000":
+			return "postgres.database-missing"
+		case "57P03":
+			return "postgres.starting"
+		case "53300":
+			return "postgres.too-many-connections"
+		case "42P01":
+			return "postgres.schema-missing"
+		case "25006":
+			return "postgres.read-only-violation"
+		}
+		return "postgres.error"
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		switch {
+		case strings.HasPrefix(msg, "WRONGPASS"):
+			return "redis.wrong-password"
+		case strings.HasPrefix(msg, "NOAUTH"):
+			return "redis.noauth"
+		case strings.HasPrefix(msg, "LOADING"):
+			return "redis.loading"
+		case strings.HasPrefix(msg, "MISCONF"):
+			return "redis.misconf"
+		case strings.Contains(msg, "without any password configured"):
+			return "redis.no-password-configured"
+		}
+		return "redis.error"
+	}
+	var oerr *oauth2.RetrieveError
+	if errors.As(err, &oerr) {
+		switch {
+		case oerr.ErrorCode == "invalid_client":
+			return "ac.invalid-client"
+		case oerr.ErrorCode == "unauthorized_client", oerr.ErrorCode == "invalid_scope":
+			return "ac.client-not-allowed"
+		case oerr.Response != nil && oerr.Response.StatusCode >= 500:
+			return "ac.server-error"
+		}
+		return "ac.token-refused"
+	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.OK && s.Code() != codes.Unknown {
+		switch s.Code() {
+		case codes.Unavailable:
+			if strings.Contains(s.Message(), "connection refused") {
+				return "net.refused"
+			}
+			if strings.Contains(s.Message(), "no such host") {
+				return "net.dns"
+			}
+			return "grpc.unavailable"
+		case codes.Unauthenticated:
+			return "grpc.unauthenticated"
+		case codes.PermissionDenied:
+			return "grpc.permission-denied"
+		case codes.Unimplemented:
+			return "grpc.unimplemented"
+		case codes.DeadlineExceeded:
+			return "net.timeout"
+		}
+		return "grpc.error"
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+		return "net.refused"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "net.dns"
+	}
+	var nerr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
+		return "net.timeout"
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return "net.reset"
+	}
+	return "unknown"
+}
+
+// ScrapeClass classifies a Prometheus target's lastError.
+func ScrapeClass(lastError string) string {
+	switch {
+	case strings.Contains(lastError, "connection refused"):
+		return "prometheus.target-refused"
+	case strings.Contains(lastError, "deadline exceeded"), strings.Contains(lastError, "timeout"):
+		return "prometheus.target-timeout"
+	case strings.Contains(lastError, "no such host"):
+		return "prometheus.target-dns"
+	case strings.Contains(lastError, "server returned HTTP status"):
+		return "prometheus.target-http"
+	}
+	return "prometheus.target-down"
+}
+
+func fill(next string, err error, info Info) string {
+	target := ""
+	var te *TargetError
+	if errors.As(err, &te) {
+		target = te.Target
+	}
+	host, port := target, ""
+	if h, p, e := net.SplitHostPort(trimScheme(target)); e == nil {
+		host, port = h, p
+	}
+	pairs := []string{"{target}", target, "{host}", host, "{port}", port, "{check}", info.Check}
+	for k, v := range info.Vars {
+		pairs = append(pairs, "{"+k+"}", v)
+	}
+	return strings.NewReplacer(pairs...).Replace(next)
+}
+
+func trimScheme(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func defaultNext(info Info) string {
+	if info.Mode == "cluster" {
+		return "kubectl -n dark-tower get pods -o wide && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail -20"
+	}
+	return "verifier run --output text  # then read the failing service's log"
+}

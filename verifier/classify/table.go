@@ -1,0 +1,154 @@
+package classify
+
+// entry is one row of the error-class table: the likely cause and the next
+// command, in local mode and (when different) in the cluster. Placeholders:
+// {target} {host} {port} {check} and the Info.Vars keys (e.g. {ref}, the
+// credential reference such as $REDIS_PASSWORD).
+type entry struct {
+	cause    string
+	local    string
+	cluster  string
+	definite bool // the same answer twice ends the check at once
+}
+
+const (
+	redisCLI      = `REDISCLI_AUTH="{ref}" redis-cli -h {host} -p {port}`
+	redisPod      = `kubectl -n dark-tower exec statefulset/redis -- sh -c 'REDISCLI_AUTH="$(cat /etc/redis/password 2>/dev/null || echo $REDIS_PASSWORD)" redis-cli`
+	psqlLocal     = `psql "{ref}" -c '\conninfo'`
+	psqlPod       = `kubectl -n dark-tower exec statefulset/postgres -- psql -U darktower -d dark_tower`
+	grpcurlHealth = `grpcurl -plaintext {target} grpc.health.v1.Health/Check`
+)
+
+var table = map[string]entry{
+	// Network.
+	"net.refused": {cause: "nothing accepts connections at {target}: the process is down, still starting, or the address/port is wrong",
+		local:   "ss -ltnup | grep ':{port} ' ; make local-status",
+		cluster: "kubectl -n dark-tower get pods,endpoints -o wide"},
+	"net.dns": {cause: "the name in {target} does not resolve: wrong Service name or namespace, or DNS (UDP and TCP 53) is blocked by NetworkPolicy",
+		local:   "getent hosts {host}",
+		cluster: "kubectl -n dark-tower get svc && kubectl -n dark-tower get networkpolicy"},
+	"net.timeout": {cause: "{target} did not answer in time: a NetworkPolicy dropping the traffic, a hung process, or an overloaded machine",
+		local:   "curl -sv --max-time 5 http://{target}/ ; top -bn1 | head -15",
+		cluster: "kubectl -n dark-tower get networkpolicy && kubectl -n dark-tower top pods"},
+	"net.reset": {cause: "{target} closed the connection: the process crashed or restarted mid-request, or speaks another protocol",
+		local:   "make local-status", cluster: "kubectl -n dark-tower get pods && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail"},
+
+	// Redis.
+	"redis.wrong-password": {cause: "Redis refused the password from {ref} (WRONGPASS): the verifier's secret and Redis's requirepass differ",
+		local: redisCLI + " ping", cluster: redisPod + " ping'", definite: true},
+	"redis.noauth": {cause: "Redis demands a password and none was sent (NOAUTH)",
+		local: redisCLI + " ping", cluster: redisPod + " ping'", definite: true},
+	"redis.no-password-configured": {cause: "Redis has no password configured but the verifier sent one: requirepass is missing from redis.conf",
+		local: `redis-cli -h {host} -p {port} CONFIG GET requirepass`, cluster: redisPod + " CONFIG GET requirepass'", definite: true},
+	"redis.loading": {cause: "Redis is loading its AOF/RDB into memory after a restart (LOADING); it answers once loaded",
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+	"redis.misconf": {cause: "Redis refuses writes because it cannot persist (MISCONF): the data directory is full or not writable",
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+	"redis.auth-not-enforced": {cause: "Redis answers clients that send no password: requirepass is not set, so anyone who reaches the port can read and change meeting state",
+		local: `redis-cli -h {host} -p {port} ping   # PONG here proves it`, cluster: `kubectl -n dark-tower exec statefulset/redis -- redis-cli ping`, definite: true},
+	"redis.wrong-password-accepted": {cause: "Redis accepted a made-up password: the default user is nopass or ACLs are open",
+		local: redisCLI + " ACL LIST", cluster: redisPod + " ACL LIST'", definite: true},
+	"redis.aof-off": {cause: "append-only persistence is off (appendonly no): a Redis restart loses every meeting assignment",
+		local: redisCLI + " CONFIG GET appendonly", cluster: redisPod + " CONFIG GET appendonly'", definite: true},
+	"redis.aof-write-failed": {cause: "Redis's last AOF write failed: the disk is full or the volume is read-only",
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+	"redis.aof-rewrite-failed": {cause: "Redis's last AOF rewrite failed: disk space or fork failure",
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+	"redis.error": {cause: "Redis answered with an error", local: redisCLI + " ping", cluster: redisPod + " ping'"},
+
+	// Postgres.
+	"postgres.wrong-password": {cause: "Postgres rejected the password in {ref} (SQLSTATE 28P01): the Secret and the database role's password differ",
+		local: psqlLocal, cluster: psqlPod + ` -c '\du'`, definite: true},
+	"postgres.not-authorized": {cause: "Postgres refused the role or host (SQLSTATE 28000): pg_hba.conf or a missing role",
+		local: psqlLocal, cluster: psqlPod + ` -c '\du'`, definite: true},
+	"postgres.database-missing": {cause: "the database named in {ref} does not exist (SQLSTATE 3D000): wrong database name or the database was never created",
+		local: `psql "{ref}" -l`, cluster: psqlPod + ` -l`, definite: true},
+	"postgres.starting": {cause: "Postgres is starting up or recovering (SQLSTATE 57P03); it accepts connections once recovery ends",
+		local: `pg_isready -h {host} -p {port}`, cluster: "kubectl -n dark-tower logs statefulset/postgres --tail=30"},
+	"postgres.too-many-connections": {cause: "Postgres has no free connection slots (SQLSTATE 53300): a client leaks connections",
+		local: `psql "{ref}" -c 'select usename, count(*) from pg_stat_activity group by 1'`, cluster: psqlPod + ` -c 'select usename, count(*) from pg_stat_activity group by 1'`},
+	"postgres.schema-missing": {cause: "the migration version table does not exist: db-migrate never ran against this database",
+		local: "go run ./cmd/db-migrate", cluster: "kubectl -n dark-tower get job db-migrate && kubectl -n dark-tower logs job/db-migrate"},
+	"postgres.schema-behind": {cause: "the database is at an older migration than the binaries embed: db-migrate has not applied the newest migrations",
+		local: "go run ./cmd/db-migrate", cluster: "kubectl -n dark-tower logs job/db-migrate"},
+	"postgres.schema-ahead": {cause: "the database is at a newer migration than this verifier embeds: the verifier (or the services) are older than the schema",
+		local: "git log --oneline -3 -- internal/database/migrations", cluster: "kubectl -n dark-tower get deploy -o wide"},
+	"postgres.schema-dirty": {cause: "a migration failed half-way and left the version dirty: it needs a person to fix the schema and force the version",
+		local:   `psql "{ref}" -c 'select * from schema_migrations'  # fix by hand, then: go run ./cmd/db-migrate force <version>`,
+		cluster: "kubectl -n dark-tower logs job/db-migrate  # fix by hand, then run db-migrate force <version>", definite: true},
+	"postgres.tables-missing": {cause: "required tables are missing although the version says applied: someone dropped them or migrations were forced",
+		local: `psql "{ref}" -c '\dt'`, cluster: psqlPod + ` -c '\dt'`},
+	"postgres.read-only-violation": {cause: "a statement tried to write inside the verifier's read-only session (a verifier bug)", local: "git log -3 -- verifier/"},
+	"postgres.error": {cause: "Postgres answered with an error", local: psqlLocal, cluster: psqlPod},
+
+	// AC.
+	"ac.invalid-client": {cause: "AC does not accept the verifier's client: client_id unknown or inactive, or the secret in {ref} differs from AC_CLIENTS_FILE",
+		local: "grep -n -A3 'client_id: verifier' \"$AC_CLIENTS_FILE\"", cluster: "kubectl -n dark-tower get secret ac-clients -o yaml | grep -c verifier", definite: true},
+	"ac.client-not-allowed": {cause: "AC knows the client but refuses the grant or scope", local: "grep -n -A4 'client_id: verifier' \"$AC_CLIENTS_FILE\"", definite: true},
+	"ac.server-error": {cause: "AC failed to issue a token (5xx): usually its database is unreachable", local: "curl -s {target}/ready", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
+	"ac.token-refused": {cause: "AC refused the token request", local: "curl -s -u verifier:\"{ref}\" -d grant_type=client_credentials {target}/api/v1/auth/service/token"},
+	"ac.http-status": {cause: "AC answered with an unexpected HTTP status", local: "curl -si {target}", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
+	"ac.jwks-invalid": {cause: "the JWKS is not a set of Ed25519 (OKP) keys with kid: AC serves something else at that path", local: "curl -s {target}"},
+	"ac.jwks-mismatch": {cause: "AC replicas publish different keys: AC_SIGNING_KEY differs between replicas, so tokens from one fail on the other",
+		local: "for u in {target}; do curl -s $u/.well-known/jwks.json; echo; done", cluster: "kubectl -n dark-tower get secret ac-signing-key -o yaml && kubectl -n dark-tower rollout restart deploy/ac-service"},
+	"ac.token-invalid": {cause: "the token AC issued does not validate against AC's own JWKS: wrong issuer, algorithm or key id", local: "curl -s {target}/.well-known/jwks.json"},
+	"ac.token-claims": {cause: "the token lacks the verifier's scope or service_type: the client's entry in AC_CLIENTS_FILE is wrong",
+		local: "grep -n -A4 'client_id: verifier' \"$AC_CLIENTS_FILE\"", definite: true},
+
+	// gRPC and GC.
+	"grpc.unavailable":       {cause: "the gRPC server at {target} is not reachable or not serving yet", local: grpcurlHealth, cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=global-controller"},
+	"grpc.unauthenticated":   {cause: "GC rejected the verifier's token: GC validates against a different JWKS (AC_JWKS_URL) or the clocks differ", local: "curl -s \"$AC_JWKS_URL\"", cluster: "kubectl -n dark-tower logs deploy/global-controller --tail=50 | grep -i jwks"},
+	"grpc.permission-denied": {cause: "GC refused the verifier's token for this call: the verifier client lacks scope service.read.gc", local: "grep -n -A4 'client_id: verifier' \"$AC_CLIENTS_FILE\"", definite: true},
+	"grpc.unimplemented":     {cause: "the server at {target} does not implement GlobalControllerService: the address points at another service", local: "grpcurl -plaintext {target} list", definite: true},
+	"grpc.error":             {cause: "the gRPC call failed", local: grpcurlHealth},
+	"gc.not-serving":         {cause: "GC reports NOT_SERVING: it is shutting down or not ready", local: grpcurlHealth, cluster: "kubectl -n dark-tower describe pods -l app.kubernetes.io/name=global-controller"},
+	"gc.auth-not-enforced": {cause: "GC answered a registry call that carried no token: its auth interceptor is off, so anyone who reaches the port can read and change the registry",
+		local: "grpcurl -plaintext {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers", definite: true},
+	"gc.auth-wrong-code": {cause: "GC refused the anonymous call with the wrong code (want UNAUTHENTICATED)", local: "grpcurl -plaintext {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers", definite: true},
+	"gc.mc-missing": {cause: "an expected meeting controller is not registered with GC: it is not running, cannot reach GC, or its token is refused",
+		local: "grep -i regist <mc log>", cluster: "kubectl -n dark-tower logs -l app.kubernetes.io/name=meeting-controller --tail=30 | grep -i regist"},
+	"gc.mc-stale": {cause: "a meeting controller stopped heartbeating: the process is hung or stopped, or it lost its route to GC",
+		local: "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers",
+		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller && kubectl -n dark-tower logs -l app.kubernetes.io/name=meeting-controller --tail=30"},
+	"gc.mc-unhealthy": {cause: "a meeting controller is registered but not HEALTHY (pending, degraded, draining or unhealthy)", local: "curl -s http://<mc health>/health/ready",
+		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller"},
+	"gc.mc-unexpected": {cause: "GC lists live meeting controllers nobody expects: another stack shares the database, or expected_count is out of date",
+		local: "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers"},
+
+	// MC.
+	"mc.not-ready": {cause: "the MC reports not ready: Redis unreachable, not registered with GC yet, or draining", local: "curl -s {target}/health/ready",
+		cluster: "kubectl -n dark-tower describe pods -l app.kubernetes.io/name=meeting-controller"},
+	"mc.http-status": {cause: "the MC health endpoint answered an unexpected status: wrong port or path", local: "curl -si {target}/health/ready"},
+	"mc.bad-endpoint": {cause: "the MC registered an unusable WebTransport endpoint or certificate hash", local: "check MC_WEBTRANSPORT_ADVERTISE_ADDRESS",
+		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller -o wide", definite: true},
+	"mc.pin-mismatch": {cause: "the certificate at the WebTransport endpoint is not the one the MC registered: a different process answers on that UDP port, or the MC restarted without re-registering",
+		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller -o wide"},
+	"mc.quic-timeout": {cause: "no QUIC answer from {target}: UDP is blocked (NetworkPolicy, a Service port without protocol: UDP, a Kind port mapping not in upper-case UDP, or kubectl port-forward, which cannot carry UDP) or MC is not listening",
+		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get svc meeting-controller -o yaml | grep -B2 -A2 UDP"},
+	"mc.wt-refused": {cause: "the MC answered the WebTransport CONNECT with an unexpected status (want 404 for an unknown meeting)", local: "grep -i webtransport <mc log>"},
+	"mc.wt-accepted-unknown": {cause: "the MC accepted a WebTransport session for a meeting that does not exist: it does not check meeting assignments", local: "grep -i webtransport <mc log>", definite: true},
+	"mc.wt-protocol": {cause: "QUIC and TLS worked but the HTTP/3 WebTransport handshake failed (settings or Extended CONNECT missing)", local: "grep -i webtransport <mc log>"},
+
+	// Prometheus.
+	"prometheus.not-ready":   {cause: "Prometheus is up but not ready (still replaying its WAL or loading config)", local: "curl -s {target}/-/ready", cluster: "kubectl -n dark-tower-observability logs deploy/prometheus --tail=30"},
+	"prometheus.http-status": {cause: "the Prometheus URL answered an unexpected status: wrong URL or a proxy in between", local: "curl -si {target}/-/ready"},
+	"prometheus.job-missing": {cause: "Prometheus has no targets for an expected job: the scrape config lacks the job, or service discovery finds no pods (labels, namespace, ports)",
+		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[].labels.job' | sort | uniq -c", cluster: "kubectl -n dark-tower-observability get configmap prometheus -o yaml | grep job_name"},
+	"prometheus.too-few-targets": {cause: "an expected job has fewer targets up than required: replicas missing or some targets down",
+		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | {job: .labels.job, health, lastError}'"},
+	"prometheus.not-scraped": {cause: "the targets exist but have not been scraped since the verifier started", local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | {job: .labels.job, lastScrape}'"},
+	"prometheus.target-refused": {cause: "Prometheus cannot connect to a target (connection refused): the exporter or service is down, or the scrape port is wrong",
+		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'", cluster: "kubectl -n dark-tower get pods -o wide"},
+	"prometheus.target-timeout": {cause: "scrapes of a target time out: NetworkPolicy blocks Prometheus (ingress from dark-tower-observability), or the target is slow",
+		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'", cluster: "kubectl -n dark-tower get networkpolicy"},
+	"prometheus.target-dns": {cause: "a scrape target's name does not resolve", local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'"},
+	"prometheus.target-http": {cause: "a target answers the scrape with an HTTP error: wrong metrics path or the endpoint needs auth",
+		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'"},
+	"prometheus.target-down": {cause: "a scrape target is down", local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'"},
+	"prometheus.api-error":   {cause: "the Prometheus API answered with an error", local: "curl -s {target}/api/v1/status/buildinfo"},
+
+	"unknown": {cause: "an error the verifier has no rule for; the evidence has the details"},
+}
+
+// Known reports whether id is in the table (tests use it).
+func Known(id string) bool { _, ok := table[id]; return ok }

@@ -1,0 +1,90 @@
+package probe
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/darktower/devstack/verifier/config"
+)
+
+// Check is one entry of the plan: an id, the checks it needs, its probe and
+// the per-attempt timeout.
+type Check struct {
+	ID      string
+	Deps    []string
+	Probe   Func
+	Timeout time.Duration
+	Targets []string          // what it probes, for plan and messages
+	Vars    map[string]string // placeholders for next commands
+}
+
+// kinds maps each check id to its probe, like a prober registry.
+var kinds = map[string]Func{
+	config.RedisReachable:    redisReachable,
+	config.RedisAuth:         redisAuthEnforced,
+	config.RedisPersistence:  redisPersistence,
+	config.PostgresReachable: postgresReachable,
+	config.PostgresSchema:    postgresSchema,
+	config.ACJWKS:            acJWKS,
+	config.ACToken:           acToken,
+	config.GCHealth:          gcHealth,
+	config.GCAuth:            gcAuthEnforced,
+	config.GCRegistration:    gcRegistration,
+	config.MCReady:           mcReady,
+	config.MCWebTransport:    mcWebTransport,
+	config.PromReady:         prometheusReady,
+	config.PromTargets:       prometheusTargets,
+}
+
+// Checks builds the checks the configuration asks for, in dependency order.
+func Checks(cfg *config.Config) []Check {
+	var out []Check
+	add := func(id string, deps []string, targets []string, vars map[string]string) {
+		out = append(out, Check{ID: id, Deps: deps, Probe: kinds[id], Timeout: cfg.TimeoutFor(id), Targets: targets, Vars: vars})
+	}
+	if r := cfg.Redis; r != nil {
+		v := map[string]string{"ref": r.Password.ShellRef()}
+		tg := []string{r.Address}
+		add(config.RedisReachable, nil, tg, v)
+		add(config.RedisAuth, []string{config.RedisReachable}, tg, v)
+		add(config.RedisPersistence, []string{config.RedisReachable}, tg, v)
+	}
+	if p := cfg.Postgres; p != nil {
+		v := map[string]string{"ref": p.URL.ShellRef()}
+		tg := []string{"postgres (" + p.URL.Ref() + ")"}
+		add(config.PostgresReachable, nil, tg, v)
+		add(config.PostgresSchema, []string{config.PostgresReachable}, tg, v)
+	}
+	if a := cfg.AC; a != nil {
+		v := map[string]string{"ref": a.ClientSecret.ShellRef()}
+		add(config.ACJWKS, nil, a.URLs, v)
+		add(config.ACToken, []string{config.ACJWKS}, a.URLs[:1], v)
+	}
+	if g := cfg.GC; g != nil {
+		add(config.GCHealth, nil, g.GRPCAddresses, nil)
+		add(config.GCAuth, []string{config.GCHealth}, g.GRPCAddresses, nil)
+		if cfg.AC != nil && cfg.MC != nil {
+			add(config.GCRegistration, []string{config.GCHealth, config.ACToken}, g.GRPCAddresses, nil)
+		}
+	}
+	if m := cfg.MC; m != nil && cfg.GC != nil && cfg.AC != nil {
+		deps := []string{config.GCRegistration}
+		if cfg.Redis != nil {
+			// MC is ready only with Redis reachable: if Redis is down that
+			// check explains it and mc.ready is blocked, not a second failure.
+			deps = append(deps, config.RedisReachable)
+		}
+		targets := m.HealthURLs
+		if len(targets) == 0 {
+			targets = []string{"health port " + strconv.Itoa(m.HealthPort) + " of each registered MC"}
+		}
+		add(config.MCReady, deps, targets, nil)
+		add(config.MCWebTransport, []string{config.GCRegistration}, []string{"each registered MC's WebTransport endpoint"}, nil)
+	}
+	if p := cfg.Prometheus; p != nil {
+		tg := []string{p.URL}
+		add(config.PromReady, nil, tg, nil)
+		add(config.PromTargets, []string{config.PromReady}, tg, nil)
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/webtransport-go"
+
+	"github.com/darktower/devstack/verifier/classify"
+)
+
+// mcReady: every MC's /health/ready answers 200. The URLs come from the
+// configuration or, with health_port, from the hosts the MCs registered.
+func mcReady(ctx context.Context, t Target, log *slog.Logger) Result {
+	urls := t.Cfg.MC.HealthURLs
+	if len(urls) == 0 {
+		for _, c := range t.Run.Controllers() {
+			u, err := url.Parse(c.GrpcEndpoint)
+			if err != nil || u.Hostname() == "" {
+				return Failed(classify.At(c.Id, classify.Failf("mc.bad-endpoint", "grpc_endpoint %q has no host", c.GrpcEndpoint)), "")
+			}
+			urls = append(urls, "http://"+net.JoinHostPort(u.Hostname(), strconv.Itoa(t.Cfg.MC.HealthPort)))
+		}
+	}
+	if len(urls) == 0 {
+		return Pass("no MCs expected")
+	}
+	return each(ctx, urls, func(ctx context.Context, base string) (string, error) {
+		u := strings.TrimRight(base, "/") + "/health/ready"
+		code, body, err := httpGet(ctx, u)
+		if err != nil {
+			return "", classify.At(base, err)
+		}
+		obs := fmt.Sprintf("%d %s", code, truncate(body, 120))
+		switch {
+		case code == http.StatusOK:
+			return obs, nil
+		case code == http.StatusServiceUnavailable:
+			return obs, classify.At(base, classify.Failf("mc.not-ready", "/health/ready answered 503: %s", truncate(body, 200)))
+		}
+		return obs, classify.At(base, classify.Failf("mc.http-status", "/health/ready answered %d", code))
+	})
+}
+
+// mcWebTransport opens a QUIC connection to every live MC's advertised
+// WebTransport endpoint, pinning the certificate to the SHA-256 it
+// registered, and sends an Extended CONNECT for a meeting that does not
+// exist. MC answers 404: that answer travelled over QUIC, TLS with the pinned
+// certificate and HTTP/3 with WebTransport enabled, which is the whole path a
+// client needs; only the meeting lookup said no. The verifier never creates a
+// meeting (that would write to Redis), so 404 is the passing answer and an
+// accepted session is a failure: MC would be hosting meetings nobody assigned.
+func mcWebTransport(ctx context.Context, t Target, log *slog.Logger) Result {
+	cs := t.Run.Controllers()
+	if len(cs) == 0 {
+		return Pass("no MCs expected")
+	}
+	var ids []string
+	hashes := map[string]string{}
+	endpoints := map[string]string{}
+	for _, c := range cs {
+		ids = append(ids, c.Id)
+		hashes[c.Id] = c.WebtransportCertSha256
+		endpoints[c.Id] = c.WebtransportEndpoint
+	}
+	return each(ctx, ids, func(ctx context.Context, id string) (string, error) {
+		return webTransportHandshake(ctx, endpoints[id], hashes[id])
+	})
+}
+
+func webTransportHandshake(ctx context.Context, endpoint, certHash string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", classify.At(endpoint, classify.Failf("mc.bad-endpoint", "webtransport_endpoint %q is not an https:// URL", endpoint))
+	}
+	pin, err := decodeHash(certHash)
+	if err != nil {
+		return "", classify.At(u.Host, classify.Failf("mc.bad-endpoint", "webtransport_cert_sha256 %q: %v", certHash, err))
+	}
+	var mismatch atomic.Pointer[string]
+	tlsConf := &tls.Config{
+		// Verification is the pin below (WebTransport serverCertificateHashes
+		// semantics): MC's dev certificate is self-signed.
+		InsecureSkipVerify: true, //nolint:gosec // pinned in VerifyConnection
+		MinVersion:         tls.VersionTLS13,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+				got := hex.EncodeToString(sum[:])
+				mismatch.Store(&got)
+				return errors.New("certificate does not match the registered hash")
+			}
+			return nil
+		},
+	}
+	tr := &webtransport.Transport{
+		TLSClientConfig: tlsConf,
+		QUICConfig: &quic.Config{
+			EnableDatagrams:                  true,
+			EnableStreamResetPartialDelivery: true,
+		},
+	}
+	defer tr.Close()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	meeting := "verifier-probe-" + hex.EncodeToString(b)
+	rsp, sess, err := tr.Dial(ctx, strings.TrimRight(endpoint, "/")+"/meetings/"+meeting, nil)
+	if sess != nil {
+		_ = sess.CloseWithError(0, "verifier probe")
+		return "session accepted", classify.At(u.Host, classify.Failf("mc.wt-accepted-unknown", "MC accepted a WebTransport session for unknown meeting %s", meeting))
+	}
+	if rsp != nil {
+		if rsp.StatusCode == http.StatusNotFound {
+			return "QUIC+TLS (pinned certificate)+HTTP/3 WebTransport handshake ok; unknown meeting refused with 404 as designed", nil
+		}
+		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf("mc.wt-refused", "CONNECT for an unknown meeting answered %d, want 404", rsp.StatusCode))
+	}
+	if got := mismatch.Load(); got != nil {
+		return "certificate sha256 " + *got, classify.At(u.Host, classify.Failf("mc.pin-mismatch", "certificate sha256 %s, registered %s", *got, certHash))
+	}
+	var rne *webtransport.RequirementsNotMetError
+	if errors.As(err, &rne) {
+		return "", classify.At(u.Host, classify.Failf("mc.wt-protocol", "%v", err))
+	}
+	var idle *quic.IdleTimeoutError
+	var hs *quic.HandshakeTimeoutError
+	if errors.As(err, &idle) || errors.As(err, &hs) || errors.Is(err, context.DeadlineExceeded) {
+		return "", classify.At(u.Host, classify.Failf("mc.quic-timeout", "no QUIC handshake: %v", err))
+	}
+	return "", classify.At(u.Host, err)
+}
+
+// decodeHash accepts the registered hash as hex (what MC sends) or base64.
+func decodeHash(s string) ([]byte, error) {
+	s = strings.TrimSpace(strings.ReplaceAll(s, ":", ""))
+	if s == "" {
+		return nil, errors.New("empty: the MC registered no certificate hash")
+	}
+	if b, err := hex.DecodeString(s); err == nil && len(b) == sha256.Size {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == sha256.Size {
+			return b, nil
+		}
+	}
+	return nil, errors.New("expected a SHA-256 in hex")
+}
+
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
