@@ -22,6 +22,7 @@ var ErrInvalidToken = errors.New("invalid token")
 type Validator struct {
 	kf     keyfunc.Keyfunc
 	parser *jwt.Parser
+	cache  *tokenCache // nil unless CacheValidTokens was called
 }
 
 // NewValidator starts fetching jwksURL. It does not fail when AC is not up
@@ -82,12 +83,20 @@ func (v *Validator) Ready(ctx context.Context) error {
 
 // Validate parses and verifies a token and returns its claims.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if v.cache != nil {
+		if c, ok := v.cache.get(token, time.Now()); ok {
+			return c, nil
+		}
+	}
 	var c Claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.kf.KeyfuncCtx(ctx)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%w: no subject", ErrInvalidToken)
+	}
+	if v.cache != nil {
+		v.cache.put(token, &c, time.Now())
 	}
 	return &c, nil
 }
