@@ -17,6 +17,9 @@ const (
 	defaultComprehensiveInterval = 30 * time.Second
 )
 
+// redisCheckTimeout bounds the Redis read behind each heartbeat.
+const redisCheckTimeout = time.Second
+
 // runGCLoop registers with GC, retrying with capped exponential backoff and
 // jitter so MC rides out GC and AC restarts, then heartbeats at the intervals
 // GC returned. A heartbeat answered NOT_FOUND (GC lost or pruned our row)
@@ -105,9 +108,9 @@ func (s *Server) heartbeatUntilNotFound(ctx context.Context, fast, comp time.Dur
 // heartbeat sends one heartbeat of kind and returns its gRPC code. Errors are
 // counted and logged; only NOT_FOUND changes what the caller does.
 func (s *Server) heartbeat(ctx context.Context, kind string) codes.Code {
+	capacity, health := s.report(ctx)
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
 	defer cancel()
-	capacity, health := s.capacity(rctx), s.health(rctx)
 	var err error
 	if kind == hbFast {
 		_, err = s.gc.FastHeartbeat(rctx, &pb.FastHeartbeatRequest{
@@ -136,32 +139,31 @@ func (s *Server) heartbeat(ctx context.Context, kind string) codes.Code {
 	return code
 }
 
-// health is what MC reports: DRAINING once shutdown began, DEGRADED while
-// Redis (where meeting state lives) does not answer, HEALTHY otherwise.
-func (s *Server) health(ctx context.Context) pb.HealthStatus {
-	if s.draining.Load() {
-		return pb.HealthStatus_HEALTH_STATUS_DRAINING
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return pb.HealthStatus_HEALTH_STATUS_DEGRADED
-	}
-	return pb.HealthStatus_HEALTH_STATUS_HEALTHY
-}
-
-// capacity reads the meeting count from Redis (the last value if Redis does
-// not answer) and counts open WebTransport sessions as participants.
-func (s *Server) capacity(ctx context.Context) *pb.Capacity {
-	if n, err := s.store.meetings(ctx); err == nil {
+// report is the capacity and health a heartbeat carries. The meeting count
+// comes from Redis (the last value if Redis does not answer); open WebTransport
+// sessions count as participants. Health is DRAINING once shutdown began,
+// DEGRADED while Redis (where meeting state lives) does not answer, HEALTHY
+// otherwise. Redis gets its own short deadline so an outage cannot use up the
+// heartbeat's RPC timeout.
+func (s *Server) report(ctx context.Context) (*pb.Capacity, pb.HealthStatus) {
+	health := pb.HealthStatus_HEALTH_STATUS_HEALTHY
+	rctx, cancel := context.WithTimeout(ctx, redisCheckTimeout)
+	defer cancel()
+	if n, err := s.store.meetings(rctx); err == nil {
 		s.setMeetings(n)
 	} else {
-		s.log.Warn("reading meeting count from Redis failed", "redis", s.redisAddr, "error", err)
+		health = pb.HealthStatus_HEALTH_STATUS_DEGRADED
+		s.log.Warn("reading meeting count from Redis failed; reporting DEGRADED", "redis", s.redisAddr, "error", err)
+	}
+	if s.draining.Load() {
+		health = pb.HealthStatus_HEALTH_STATUS_DRAINING
 	}
 	return &pb.Capacity{
 		MaxMeetings:         uint32(s.cfg.MaxMeetings),
 		CurrentMeetings:     uint32(s.meetings.Load()),
 		MaxParticipants:     uint32(s.cfg.MaxParticipants),
 		CurrentParticipants: uint32(s.sessions.count()),
-	}
+	}, health
 }
 
 func (s *Server) setRegistered(v bool) {

@@ -56,11 +56,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, errors.New("REDIS_URL: not a valid redis:// URL (the value is not shown)")
 	}
-	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	// Fail fast while Redis is down: readiness and heartbeats report it, and
+	// GC retries assignments elsewhere, so long client-side retries only hide it.
+	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
+	ropts.MaxRetries, ropts.DialerRetries = 1, 1
 	rdb := redis.NewClient(ropts)
+	redis.SetLogger(redisLogger{log})
 
 	ts := auth.TokenSource(context.Background(), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret)
-	conn, err := grpc.NewClient(cfg.GCTarget,
+	// dns:/// re-resolves the Service name when the connection breaks.
+	conn, err := grpc.NewClient("dns:///"+cfg.GCTarget,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(auth.PerRPC(ts)))
 	if err != nil {
@@ -127,7 +132,7 @@ func (s *Server) Run(ctx context.Context) error {
 		"webtransport_cert_sha256", s.cert.sha256, "webtransport_cert_self_signed", s.cert.selfSigned,
 		"webtransport_cert_not_after", s.cert.notAfter.UTC().Format(time.RFC3339),
 		"gc_target", s.cfg.GCTarget, "redis", s.redisAddr, "max_meetings", s.cfg.MaxMeetings)
-	if !s.cert.selfSigned && s.cert.notAfter.Sub(time.Now()) > 14*24*time.Hour {
+	if !s.cert.selfSigned && time.Until(s.cert.notAfter) > 14*24*time.Hour {
 		s.log.Warn("the WebTransport certificate is valid for more than 14 days; browsers will not accept it through serverCertificateHashes")
 	}
 
@@ -226,4 +231,11 @@ func (s *Server) readyRedis(ctx context.Context) error {
 		return fmt.Errorf("redis %s: %w", s.redisAddr, err)
 	}
 	return nil
+}
+
+// redisLogger routes go-redis's internal messages into the JSON log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis client: "+fmt.Sprintf(format, v...), "redis_client", true)
 }

@@ -1,0 +1,90 @@
+package mc_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/mc"
+)
+
+func TestWebTransport(t *testing.T) {
+	st := newStack(t)
+	st.gc.start()
+	r := st.startMC(t, "mc-wt-1", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t)), &pb.AssignMeetingRequest{MeetingId: "room-1", RequestingGcId: "gc-a"})
+	if err != nil || !resp.GetAccepted() {
+		t.Fatalf("AssignMeeting: %v %v", resp, err)
+	}
+	secret, err := base64.StdEncoding.DecodeString(r.env["MC_BINDING_TOKEN_SECRET"])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Assigned meeting, pinned to the hash MC registered with GC.
+	eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
+	pin := st.gc.snapshot()[0].register.GetWebtransportCertSha256()
+	w1, err := mc.DialWebTransport(ctx, r.meetingURL("room-1"), pin)
+	if err != nil {
+		t.Fatalf("DialWebTransport: %v", err)
+	}
+	if w1.MeetingID != "room-1" || w1.ControllerID != "mc-wt-1" || w1.SessionNonce == "" {
+		t.Fatalf("welcome = %+v", w1)
+	}
+	if !mc.VerifyBindingToken(secret, "room-1", w1.SessionNonce, w1.BindingToken) {
+		t.Fatalf("binding token %q does not verify with MC_BINDING_TOKEN_SECRET", w1.BindingToken)
+	}
+	if mc.VerifyBindingToken([]byte("another secret, also 32 bytes!!!"), "room-1", w1.SessionNonce, w1.BindingToken) ||
+		mc.VerifyBindingToken(secret, "room-2", w1.SessionNonce, w1.BindingToken) {
+		t.Fatal("binding token verifies with the wrong secret or meeting")
+	}
+
+	// A session held open counts as a participant in heartbeats.
+	cs, err := mc.OpenWebTransport(ctx, r.meetingURL("room-1"), strings.ToUpper(pin))
+	if err != nil {
+		t.Fatalf("OpenWebTransport: %v", err)
+	}
+	if cs.Welcome.SessionNonce == w1.SessionNonce || cs.Welcome.BindingToken == w1.BindingToken {
+		t.Fatal("two sessions got the same nonce and token")
+	}
+	eventually(t, 5*time.Second, "heartbeat with current_participants=1", func() bool {
+		ev := st.gc.snapshot()
+		e := ev[len(ev)-1]
+		return (e.kind == "fast" || e.kind == "comprehensive") && e.capacity.GetCurrentParticipants() == 1
+	})
+	_ = cs.Close()
+
+	// Unknown meeting and a meeting of another controller: 404, no upgrade.
+	var refused *mc.RefusedError
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("nobody-here"), pin); !errors.As(err, &refused) || refused.StatusCode != 404 {
+		t.Fatalf("unknown meeting: %v, want a 404 refusal", err)
+	}
+	rdb := st.redis.Client(t)
+	if err := rdb.HSet(ctx, "meeting:elsewhere", "controller_id", "mc-other", "status", "active").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("elsewhere"), pin); !errors.As(err, &refused) || refused.StatusCode != 404 {
+		t.Fatalf("meeting of another MC: %v, want a 404 refusal", err)
+	}
+
+	// A wrong pin fails the handshake.
+	wrong := strings.Repeat("ab", 32)
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("room-1"), wrong); err == nil || errors.As(err, &refused) ||
+		!strings.Contains(err.Error(), "does not match the pin") {
+		t.Fatalf("wrong pin: %v, want a certificate pin mismatch", err)
+	}
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("room-1"), "not-hex"); err == nil {
+		t.Fatal("malformed pin accepted")
+	}
+
+	m := r.healthURL("/metrics")
+	if a, f := metric(t, m, "mc_webtransport_sessions_total", "status=accepted"), metric(t, m, "mc_webtransport_sessions_total", "status=refused"); a != 2 || f != 2 {
+		t.Fatalf("mc_webtransport_sessions_total accepted=%v refused=%v, want 2 and 2", a, f)
+	}
+}
