@@ -2,6 +2,7 @@ package mc_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ func TestDrainInProcess(t *testing.T) {
 	st.gc.mu.Lock()
 	st.gc.deregisterGate = gate
 	st.gc.mu.Unlock()
-	r := st.startMC(t, "mc-drain-1", nil)
+	r := st.startMC(t, "mc-drain-1", func(env map[string]string) { env["MC_MAX_PARTICIPANTS"] = "1" })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK })
@@ -63,6 +64,10 @@ func TestDrainInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
+	var refused *mc.RefusedError
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("live-1"), r.srv.CertSHA256()); !errors.As(err, &refused) || refused.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second session with MC_MAX_PARTICIPANTS=1: %v, want a 503 refusal", err)
+	}
 
 	start := time.Now()
 	r.cancel()

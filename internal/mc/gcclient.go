@@ -54,6 +54,7 @@ func (s *Server) registerUntilAccepted(ctx context.Context) (fast, comp time.Dur
 		delay := backoff(attempt, s.cfg.RegisterBackoffMin, s.cfg.RegisterBackoffMax)
 		switch {
 		case err != nil:
+			s.renewTokenOn(err)
 			s.m.registrations.WithLabelValues(statusError).Inc()
 			s.log.Warn("registering with GC failed; retrying", "gc_target", s.cfg.GCTarget,
 				"attempt", attempt+1, "retry_in", delay.String(), "error", err)
@@ -133,6 +134,7 @@ func (s *Server) heartbeat(ctx context.Context, kind string) codes.Code {
 	case ctx.Err() != nil:
 		// Shutting down: the drain sends its own heartbeat.
 	default:
+		s.renewTokenOn(err)
 		s.m.heartbeats.WithLabelValues(kind, statusError).Inc()
 		s.log.Warn("heartbeat to GC failed", "type", kind, "gc_target", s.cfg.GCTarget, "error", err)
 	}
@@ -164,6 +166,14 @@ func (s *Server) report(ctx context.Context) (*pb.Capacity, pb.HealthStatus) {
 		MaxParticipants:     uint32(s.cfg.MaxParticipants),
 		CurrentParticipants: uint32(s.sessions.count()),
 	}, health
+}
+
+// renewTokenOn drops the cached token when GC did not accept it.
+func (s *Server) renewTokenOn(err error) {
+	if status.Code(err) == codes.Unauthenticated {
+		s.log.Warn("GC refused MC's token; fetching a new one from AC", "ac", s.cfg.ACInternalURL)
+		s.tokens.renew()
+	}
 }
 
 func (s *Server) setRegistered(v bool) {

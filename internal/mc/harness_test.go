@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ type stack struct {
 	acURL        string
 	clientSecret string
 	gc           *fakeGC
+	// bogusTokens: how many of the next tokens the endpoint signs with a key
+	// GC does not know (as after a key change at AC).
+	bogusTokens atomic.Int32
 }
 
 func newStack(t *testing.T) *stack {
@@ -58,7 +62,7 @@ func newStack(t *testing.T) *stack {
 	}
 	st.acURL = startTokenEndpoint(t, st.issuer, map[string]tokenClient{
 		mcClientID: {secret: st.clientSecret, scope: auth.ScopeWriteGC, serviceType: auth.ServiceMeetingController},
-	})
+	}, &st.bogusTokens)
 	st.gc = newFakeGC(t, st.issuer, "127.0.0.1:"+strconv.Itoa(testsupport.FreePort(t)))
 	return st
 }
@@ -191,7 +195,8 @@ type tokenClient struct{ secret, scope, serviceType string }
 
 // startTokenEndpoint serves the client-credentials grant (form body, client in
 // HTTP Basic or the body) the way AC does, signing with the issuer's key.
-func startTokenEndpoint(t *testing.T, is *testsupport.Issuer, clients map[string]tokenClient) string {
+func startTokenEndpoint(t *testing.T, is *testsupport.Issuer, clients map[string]tokenClient, bogus *atomic.Int32) string {
+	other := testsupport.NewIssuer(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+auth.TokenPath, func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -217,7 +222,13 @@ func startTokenEndpoint(t *testing.T, is *testsupport.Issuer, clients map[string
 			_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
 			return
 		}
-		tok, _, err := is.Signer.Sign(id, c.scope, c.serviceType, time.Hour)
+		signer := is.Signer
+		if bogus.Add(-1) >= 0 {
+			signer = other.Signer
+		} else {
+			bogus.Store(0)
+		}
+		tok, _, err := signer.Sign(id, c.scope, c.serviceType, time.Hour)
 		if err != nil {
 			w.WriteHeader(http.StatusInternalServerError)
 			return

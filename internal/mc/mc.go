@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/webtransport-go"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -37,6 +38,7 @@ type Server struct {
 	store     *store
 	gc        pb.GlobalControllerServiceClient
 	gcConn    *grpc.ClientConn
+	tokens    *renewableTokens
 	proc      *procStats
 	sessions  *sessionSet
 
@@ -63,7 +65,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	rdb := redis.NewClient(ropts)
 	redis.SetLogger(redisLogger{log})
 
-	ts := auth.TokenSource(context.Background(), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret)
+	ts := &renewableTokens{newSource: func() oauth2.TokenSource {
+		return auth.TokenSource(context.Background(), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret)
+	}}
+	ts.renew()
 	// dns:/// re-resolves the Service name when the connection breaks.
 	conn, err := grpc.NewClient("dns:///"+cfg.GCTarget,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -77,7 +82,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: log, reg: reg, m: newMetrics(reg), cert: cert,
 		rdb: rdb, redisAddr: ropts.Addr, store: &store{rdb: rdb, id: cfg.ID},
-		gc: pb.NewGlobalControllerServiceClient(conn), gcConn: conn,
+		gc: pb.NewGlobalControllerServiceClient(conn), gcConn: conn, tokens: ts,
 		proc: newProcStats(),
 	}
 	s.sessions = &sessionSet{m: map[*webtransport.Session]struct{}{}, onSize: func(n int) { s.m.activeSessions.Set(float64(n)) }}
@@ -238,4 +243,26 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn("redis client: "+fmt.Sprintf(format, v...), "redis_client", true)
+}
+
+// renewableTokens is AC's cached client-credentials token that can be dropped
+// when GC refuses it (UNAUTHENTICATED), so MC fetches a fresh one instead of
+// retrying with the cached token until it expires.
+type renewableTokens struct {
+	mu        sync.Mutex
+	newSource func() oauth2.TokenSource
+	ts        oauth2.TokenSource
+}
+
+func (r *renewableTokens) Token() (*oauth2.Token, error) {
+	r.mu.Lock()
+	ts := r.ts
+	r.mu.Unlock()
+	return ts.Token()
+}
+
+func (r *renewableTokens) renew() {
+	r.mu.Lock()
+	r.ts = r.newSource()
+	r.mu.Unlock()
 }

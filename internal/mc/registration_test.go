@@ -119,3 +119,16 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// A token GC refuses (UNAUTHENTICATED) is dropped and a new one fetched,
+// rather than retried from the cache until it expires.
+func TestRenewsRefusedToken(t *testing.T) {
+	st := newStack(t)
+	st.bogusTokens.Store(2)
+	st.gc.start()
+	r := st.startMC(t, "mc-token-1", nil)
+	eventually(t, 10*time.Second, "registration with a fresh token", func() bool { return st.gc.count("register") == 1 })
+	if n := metric(t, r.healthURL("/metrics"), "mc_gc_registrations_total", "status=error"); n != 2 {
+		t.Fatalf("%v failed registrations, want 2 (one per bogus token)", n)
+	}
+}

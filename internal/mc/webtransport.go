@@ -83,6 +83,10 @@ func (s *Server) webTransportHandler(wt *webtransport.Server) http.Handler {
 			refuse(http.StatusServiceUnavailable, "meeting controller is draining")
 			return
 		}
+		if s.sessions.count() >= s.cfg.MaxParticipants {
+			refuse(http.StatusServiceUnavailable, "meeting controller is full (MC_MAX_PARTICIPANTS)", "meeting_id", mid)
+			return
+		}
 		ok, err := s.store.hosts(r.Context(), mid)
 		if err != nil {
 			refuse(http.StatusServiceUnavailable, "meeting state unavailable", "meeting_id", mid, "error", err)
