@@ -35,6 +35,9 @@ func NewValidator(ctx context.Context, jwksURL string, log *slog.Logger) (*Valid
 		NoErrorReturnFirstHTTPReq: &noErr,
 		RefreshInterval:           5 * time.Minute,
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(5*time.Second), 1),
+		// A token with an unknown kid triggers at most one refresh per 5 s;
+		// others are refused at once instead of queueing for the limiter.
+		RateLimitWaitMax: time.Millisecond,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				log.Warn("JWKS refresh failed", "url", u, "error", err)

@@ -98,12 +98,14 @@ func TestRegistry(t *testing.T) {
 		if err != nil || !dr.Acknowledged {
 			t.Fatalf("DeregisterMC = %v, %v", dr, err)
 		}
-		var n int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM meeting_controllers WHERE controller_id='mc-rt'`).Scan(&n); err != nil || n != 0 {
-			t.Fatalf("rows after deregister = %d, %v", n, err)
+		var h string
+		if err := e.pool.QueryRow(ctx, `SELECT health_status FROM meeting_controllers WHERE controller_id='mc-rt'`).Scan(&h); err != nil || h != "draining" {
+			t.Fatalf("health after deregister = %q, %v; want draining until the sweeper removes it", h, err)
 		}
-		_, err = mc.FastHeartbeat(ctx, fastHB("mc-rt", 0, healthy))
-		wantCode(t, err, codes.NotFound, "mc-rt")
+		l, err := reader.ListMeetingControllers(ctx, &internalv1.ListMeetingControllersRequest{Region: "rt", Health: draining})
+		if err != nil || len(l.Controllers) != 1 {
+			t.Fatalf("draining list = %v, %v", l, err)
+		}
 	})
 
 	t.Run("heartbeat of unknown id is NOT_FOUND", func(t *testing.T) {

@@ -128,8 +128,9 @@ func (s *Service) ComprehensiveHeartbeat(ctx context.Context, r *internalv1.Comp
 	return &internalv1.ComprehensiveHeartbeatResponse{Acknowledged: true, Timestamp: ts}, nil
 }
 
-// DeregisterMC deletes the row. Deregistering an id that is already gone is
-// acknowledged too: the caller's goal, not being in the registry, holds.
+// DeregisterMC marks the controller draining (the sweeper removes it once
+// stale) and ends its assignments. Deregistering an id that is already gone
+// is acknowledged too: the caller's goal, leaving the healthy set, holds.
 func (s *Service) DeregisterMC(ctx context.Context, r *internalv1.DeregisterMCRequest) (*internalv1.DeregisterMCResponse, error) {
 	if err := checkID("controller_id", r.GetControllerId()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())

@@ -88,14 +88,24 @@ func (s *Store) Heartbeat(ctx context.Context, id string, c *internalv1.Capacity
 	return nil
 }
 
-// Deregister deletes the row (its assignments go with it by the foreign
-// key's ON DELETE CASCADE). It reports whether a row existed.
+// Deregister marks the row draining and ends its open assignments, so joins
+// go elsewhere at once while operators (and the verifier) still see the
+// controller leave; the sweeper deletes the row once its heartbeat is stale.
+// It reports whether a row existed.
 func (s *Store) Deregister(ctx context.Context, id string) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM meeting_controllers WHERE controller_id = $1`, id)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return false, err
 	}
-	return tag.RowsAffected() > 0, nil
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	tag, err := tx.Exec(ctx, `UPDATE meeting_controllers SET health_status = 'draining', updated_at = now() WHERE controller_id = $1`, id)
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE meeting_assignments SET ended_at = now() WHERE controller_id = $1 AND ended_at IS NULL`, id); err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() > 0, tx.Commit(ctx)
 }
 
 const controllerColumns = `controller_id, region, grpc_endpoint, webtransport_endpoint,
