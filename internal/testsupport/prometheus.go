@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -105,6 +106,10 @@ type ScrapeJob struct {
 	Name        string
 	Targets     []string // host:port
 	MetricsPath string   // default /metrics
+	// Interval overrides the global interval for this job (the timeout is
+	// 4/5 of it). postgres_exporter needs about 1s to answer while its
+	// database is down, so a 1s interval would turn that into a scrape failure.
+	Interval time.Duration
 }
 
 // Prometheus is Debian's prometheus server scraping every second.
@@ -113,6 +118,7 @@ type Prometheus struct {
 	Port       int
 	URL        string
 	ConfigPath string
+	targets    int
 }
 
 // PrometheusBinary is /usr/bin/prometheus unless PROMETHEUS_BIN says otherwise.
@@ -140,16 +146,54 @@ func StartPrometheus(t testing.TB, jobs ...ScrapeJob) *Prometheus {
 		"--web.enable-lifecycle",
 		"--log.level=warn",
 	}, nil)
+	p.setJobs(jobs)
 	p.WaitReady(t)
 	return p
 }
 
-// WaitReady waits until /-/ready answers 200.
+func (p *Prometheus) setJobs(jobs []ScrapeJob) {
+	p.targets = 0
+	for _, j := range jobs {
+		p.targets += len(j.Targets)
+	}
+}
+
+// WaitReady waits until /-/ready answers 200 and service discovery has
+// handed every configured target to the scrape manager (it batches updates,
+// so targets appear a few seconds after readiness).
 func (p *Prometheus) WaitReady(t testing.TB) {
 	t.Helper()
 	if err := WaitHTTP(p.URL+"/-/ready", http.StatusOK, 30*time.Second); err != nil {
 		t.Fatalf("prometheus: %v\n%s", err, p.Logs())
 	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := p.activeTargets()
+		if err == nil && n == p.targets {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus: %d active targets after 30s, want %d (%v)\n%s", n, p.targets, err, p.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (p *Prometheus) activeTargets() (int, error) {
+	resp, err := http.Get(p.URL + "/api/v1/targets?state=active")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Data struct {
+			ActiveTargets []json.RawMessage `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return 0, err
+	}
+	return len(doc.Data.ActiveTargets), nil
 }
 
 // SetJobs rewrites the configuration and reloads it (POST /-/reload, which
@@ -167,6 +211,8 @@ func (p *Prometheus) SetJobs(t testing.TB, jobs ...ScrapeJob) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("prometheus reload answered %s\n%s", resp.Status, p.Logs())
 	}
+	p.setJobs(jobs)
+	p.WaitReady(t)
 }
 
 // Restart stops Prometheus and starts it again on the same port and data.
@@ -186,6 +232,9 @@ func WritePrometheusConfig(path string, interval time.Duration, jobs ...ScrapeJo
 		promDuration(interval), promDuration(timeout), promDuration(interval))
 	for _, j := range jobs {
 		fmt.Fprintf(&b, "  - job_name: %q\n", j.Name)
+		if j.Interval > 0 {
+			fmt.Fprintf(&b, "    scrape_interval: %s\n    scrape_timeout: %s\n", promDuration(j.Interval), promDuration(j.Interval*4/5))
+		}
 		if j.MetricsPath != "" {
 			fmt.Fprintf(&b, "    metrics_path: %q\n", j.MetricsPath)
 		}

@@ -31,7 +31,7 @@ var table = map[string]entry{
 		local:   "curl -sv --max-time 5 http://{target}/ ; top -bn1 | head -15",
 		cluster: "kubectl -n dark-tower get networkpolicy && kubectl -n dark-tower top pods"},
 	"net.reset": {cause: "{target} closed the connection: the process crashed or restarted mid-request, or speaks another protocol",
-		local:   "make local-status", cluster: "kubectl -n dark-tower get pods && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail"},
+		local: "make local-status", cluster: "kubectl -n dark-tower get pods && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail"},
 
 	// Redis.
 	"redis.wrong-password": {cause: "Redis refused the password from {ref} (WRONGPASS): the verifier's secret and Redis's requirepass differ",
@@ -79,16 +79,16 @@ var table = map[string]entry{
 	"postgres.tables-missing": {cause: "required tables are missing although the version says applied: someone dropped them or migrations were forced",
 		local: `psql "{ref}" -c '\dt'`, cluster: psqlPod + ` -c '\dt'`},
 	"postgres.read-only-violation": {cause: "a statement tried to write inside the verifier's read-only session (a verifier bug)", local: "git log -3 -- verifier/"},
-	"postgres.error": {cause: "Postgres answered with an error", local: psqlLocal, cluster: psqlPod},
+	"postgres.error":               {cause: "Postgres answered with an error", local: psqlLocal, cluster: psqlPod},
 
 	// AC.
 	"ac.invalid-client": {cause: "AC does not accept the verifier's client: client_id unknown or inactive, or the secret in {ref} differs from AC_CLIENTS_FILE",
 		local: "grep -n -A3 'client_id: verifier' \"$AC_CLIENTS_FILE\"", cluster: "kubectl -n dark-tower get secret ac-clients -o yaml | grep -c verifier", definite: true},
 	"ac.client-not-allowed": {cause: "AC knows the client but refuses the grant or scope", local: "grep -n -A4 'client_id: verifier' \"$AC_CLIENTS_FILE\"", definite: true},
-	"ac.server-error": {cause: "AC failed to issue a token (5xx): usually its database is unreachable", local: "curl -s {target}/ready", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
-	"ac.token-refused": {cause: "AC refused the token request", local: "curl -s -u verifier:\"{ref}\" -d grant_type=client_credentials {target}/api/v1/auth/service/token"},
-	"ac.http-status": {cause: "AC answered with an unexpected HTTP status", local: "curl -si {target}", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
-	"ac.jwks-invalid": {cause: "the JWKS is not a set of Ed25519 (OKP) keys with kid: AC serves something else at that path", local: "curl -s {target}"},
+	"ac.server-error":       {cause: "AC failed to issue a token (5xx): usually its database is unreachable", local: "curl -s {target}/ready", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
+	"ac.token-refused":      {cause: "AC refused the token request", local: "curl -s -u verifier:\"{ref}\" -d grant_type=client_credentials {target}/api/v1/auth/service/token"},
+	"ac.http-status":        {cause: "AC answered with an unexpected HTTP status", local: "curl -si {target}", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
+	"ac.jwks-invalid":       {cause: "the JWKS is not a set of Ed25519 (OKP) keys with kid: AC serves something else at that path", local: "curl -s {target}"},
 	"ac.jwks-mismatch": {cause: "AC replicas publish different keys: AC_SIGNING_KEY differs between replicas, so tokens from one fail on the other",
 		local: "for u in {target}; do curl -s $u/.well-known/jwks.json; echo; done", cluster: "kubectl -n dark-tower get secret ac-signing-key -o yaml && kubectl -n dark-tower rollout restart deploy/ac-service"},
 	"ac.token-invalid": {cause: "the token AC issued does not validate against AC's own JWKS: wrong issuer, algorithm or key id", local: "curl -s {target}/.well-known/jwks.json"},
@@ -108,7 +108,7 @@ var table = map[string]entry{
 	"gc.mc-missing": {cause: "an expected meeting controller is not registered with GC: it is not running, cannot reach GC, or its token is refused",
 		local: "grep -i regist <mc log>", cluster: "kubectl -n dark-tower logs -l app.kubernetes.io/name=meeting-controller --tail=30 | grep -i regist"},
 	"gc.mc-stale": {cause: "a meeting controller stopped heartbeating: the process is hung or stopped, or it lost its route to GC",
-		local: "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers",
+		local:   "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers",
 		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller && kubectl -n dark-tower logs -l app.kubernetes.io/name=meeting-controller --tail=30"},
 	"gc.mc-unhealthy": {cause: "a meeting controller is registered but not HEALTHY (pending, degraded, draining or unhealthy)", local: "curl -s http://<mc health>/health/ready",
 		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller"},
@@ -125,9 +125,9 @@ var table = map[string]entry{
 		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller -o wide"},
 	"mc.quic-timeout": {cause: "no QUIC answer from {target}: UDP is blocked (NetworkPolicy, a Service port without protocol: UDP, a Kind port mapping not in upper-case UDP, or kubectl port-forward, which cannot carry UDP) or MC is not listening",
 		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get svc meeting-controller -o yaml | grep -B2 -A2 UDP"},
-	"mc.wt-refused": {cause: "the MC answered the WebTransport CONNECT with an unexpected status (want 404 for an unknown meeting)", local: "grep -i webtransport <mc log>"},
+	"mc.wt-refused":          {cause: "the MC answered the WebTransport CONNECT with an unexpected status (want 404 for an unknown meeting)", local: "grep -i webtransport <mc log>"},
 	"mc.wt-accepted-unknown": {cause: "the MC accepted a WebTransport session for a meeting that does not exist: it does not check meeting assignments", local: "grep -i webtransport <mc log>", definite: true},
-	"mc.wt-protocol": {cause: "QUIC and TLS worked but the HTTP/3 WebTransport handshake failed (settings or Extended CONNECT missing)", local: "grep -i webtransport <mc log>"},
+	"mc.wt-protocol":         {cause: "QUIC and TLS worked but the HTTP/3 WebTransport handshake failed (settings or Extended CONNECT missing)", local: "grep -i webtransport <mc log>"},
 
 	// Prometheus.
 	"prometheus.not-ready":   {cause: "Prometheus is up but not ready (still replaying its WAL or loading config)", local: "curl -s {target}/-/ready", cluster: "kubectl -n dark-tower-observability logs deploy/prometheus --tail=30"},

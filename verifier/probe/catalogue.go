@@ -64,7 +64,9 @@ func Checks(cfg *config.Config) []Check {
 		add(config.GCHealth, nil, g.GRPCAddresses, nil)
 		add(config.GCAuth, []string{config.GCHealth}, g.GRPCAddresses, nil)
 		if cfg.AC != nil && cfg.MC != nil {
-			add(config.GCRegistration, []string{config.GCHealth, config.ACToken}, g.GRPCAddresses, nil)
+			// The registry of a GC that answers without a token proves
+			// nothing (anyone could have registered), so it waits for auth.
+			add(config.GCRegistration, []string{config.GCAuth, config.ACToken}, g.GRPCAddresses, nil)
 		}
 	}
 	if m := cfg.MC; m != nil && cfg.GC != nil && cfg.AC != nil {

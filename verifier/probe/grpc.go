@@ -116,6 +116,7 @@ func gcRegistration(ctx context.Context, t Target, log *slog.Logger) Result {
 	t.Run.setControllers(live)
 	return Pass("%s", obs)
 }
+
 // judgeRegistry decides whether the listed controllers are the expected ones.
 // Live means HEALTHY with a heartbeat no older than threshold.
 func judgeRegistry(list []*internalv1.MeetingController, count int, ids []string, threshold time.Duration, now time.Time) ([]*internalv1.MeetingController, string, error) {
@@ -191,4 +192,3 @@ func judgeRegistry(list []*internalv1.MeetingController, count int, ids []string
 	}
 	return live, obs, nil
 }
-
