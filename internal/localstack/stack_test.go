@@ -1,0 +1,191 @@
+package localstack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/testsupport"
+)
+
+func TestMain(m *testing.M) { testsupport.Main(m) }
+
+// freeBase finds a port base whose whole span is free.
+func freeBase(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(400)*100
+		ok := true
+		for p := base; p < base+localstack.PortSpan && ok; p++ {
+			ok = localstack.CheckPort(p, false) == nil && localstack.CheckPort(p, true) == nil
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range found")
+	return 0
+}
+
+// devstack runs the real command-line program against a state directory.
+type devstack struct {
+	t        *testing.T
+	bin      string
+	binDir   string
+	stateDir string
+	base     int
+}
+
+func newDevstack(t *testing.T) *devstack {
+	t.Helper()
+	var binDir string
+	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate"} {
+		binDir = filepath.Dir(testsupport.Binary(t, b))
+	}
+	d := &devstack{t: t, bin: testsupport.Binary(t, "devstack"), binDir: binDir, stateDir: t.TempDir(), base: freeBase(t)}
+	t.Cleanup(func() {
+		if out, err := d.run("down"); err != nil {
+			t.Errorf("cleanup down: %v\n%s", err, out)
+		}
+	})
+	return d
+}
+
+func (d *devstack) run(args ...string) (string, error) {
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = append(os.Environ(), "STATE_DIR="+d.stateDir, "BIN_DIR="+d.binDir, "PORT_BASE="+strconv.Itoa(d.base))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (d *devstack) up() string {
+	d.t.Helper()
+	out, err := d.run("up")
+	if err != nil {
+		d.t.Fatalf("devstack up: %v\n%s\n%s", err, out, d.logs())
+	}
+	return out
+}
+
+func (d *devstack) logs() string {
+	out, _ := d.run("logs", "-follow=false")
+	return out
+}
+
+func (d *devstack) layout() localstack.Layout {
+	return localstack.Layout{StateDir: d.stateDir, Base: d.base}
+}
+
+type joinAnswer struct {
+	ControllerID string `json:"controller_id"`
+	URL          string `json:"webtransport_url"`
+}
+
+func join(t *testing.T, base int, code string) joinAnswer {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/meetings/%s/join", base+10, code)
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	defer resp.Body.Close()
+	var j joinAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != http.StatusOK || j.ControllerID == "" {
+		t.Fatalf("join %s: %s, %+v, %v", code, resp.Status, j, err)
+	}
+	return j
+}
+
+func TestUpDownUpReusesData(t *testing.T) {
+	d := newDevstack(t)
+	out := d.up()
+	for _, want := range []string{"postgres           started", "initdb", "mc-1               started", "prometheus         started", "GC API"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up output lacks %q:\n%s", want, out)
+		}
+	}
+	first := join(t, d.base, "persisted-1")
+
+	if out, err := d.run("down"); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	for p := d.base; p < d.base+localstack.PortSpan; p++ {
+		if err := localstack.CheckPort(p, false); err != nil {
+			t.Errorf("after down: %v", err)
+		}
+		if err := localstack.CheckPort(p, true); err != nil {
+			t.Errorf("after down: %v", err)
+		}
+	}
+	if names := d.layout().Tracked(); len(names) != 0 {
+		t.Errorf("pid files left after down: %v", names)
+	}
+
+	began := time.Now()
+	out = d.up()
+	if strings.Contains(out, "initdb") {
+		t.Errorf("second up ran initdb again:\n%s", out)
+	}
+	t.Logf("warm up took %v", time.Since(began))
+
+	// The Redis AOF and the Postgres cluster kept what the first run wrote.
+	st, err := d.layout().LoadOrCreateSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", d.base+1), Password: st.RedisPassword})
+	defer rc.Close()
+	if got, err := rc.HGet(context.Background(), "meeting:persisted-1", "controller_id").Result(); err != nil || got != first.ControllerID {
+		t.Errorf("redis meeting:persisted-1 after restart = %q, %v (want %s)", got, err, first.ControllerID)
+	}
+	var rows int
+	pg := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", localstack.DatabaseUser, st.PostgresPassword, d.base, localstack.DatabaseName)
+	conn, err := pgx.Connect(context.Background(), pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM meeting_assignments WHERE meeting_id = 'persisted-1'").Scan(&rows); err != nil || rows == 0 {
+		t.Errorf("assignment rows for persisted-1 after restart: %d, %v", rows, err)
+	}
+	join(t, d.base, "persisted-1")
+	join(t, d.base, "fresh-after-restart")
+
+	// A second up with everything running changes nothing.
+	if out := d.up(); strings.Count(out, "already running") != 11 {
+		t.Errorf("idempotent up restarted something:\n%s", out)
+	}
+}
+
+func TestBusyPortIsNamed(t *testing.T) {
+	d := newDevstack(t)
+	ln, err := (&net0{}).listen(d.base + 2) // AC 0's port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out, err := d.run("up")
+	if err == nil {
+		t.Fatalf("up succeeded with AC's port taken:\n%s", out)
+	}
+	want := fmt.Sprintf("port %d/tcp is in use by pid %d", d.base+2, os.Getpid())
+	if !strings.Contains(out, want) || !strings.Contains(out, "PORT_BASE") {
+		t.Fatalf("up output should say %q and mention PORT_BASE:\n%s", want, out)
+	}
+}
