@@ -17,9 +17,12 @@ STATE_DIR ?= $(CURDIR)/.state
 PORT_BASE ?= 17000
 DEVSTACK  = STATE_DIR=$(STATE_DIR) PORT_BASE=$(PORT_BASE) BIN_DIR=$(BIN) $(BIN)/devstack
 
+# Kind/Skaffold targets, pinned tool builds and manifest validation live in mk/.
+-include $(wildcard mk/*.mk)
+
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST) | sort
 
 .PHONY: up
 up: build ## Start the whole stack as local processes and verify it (PORT_BASE=... moves every port)
