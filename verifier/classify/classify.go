@@ -82,7 +82,7 @@ func Classify(err error, info Info) Class {
 	if next == "" {
 		next = defaultNext(info)
 	}
-	return Class{ID: id, Cause: e.cause, Next: fill(next, err, info), Definite: e.definite}
+	return Class{ID: id, Cause: fill(e.cause, err, info), Next: fill(next, err, info), Definite: e.definite}
 }
 
 // classID recognises err, most specific first.

@@ -200,7 +200,9 @@ func TestRedisStartedLate(t *testing.T) {
 	r.Stop()
 	cfg := e2eutil.Base(30*time.Second).With("redis", map[string]any{"address": r.Addr(), "password": e2eutil.Ref("REDIS_PASSWORD")})
 	done := make(chan e2eutil.Result, 1)
-	go func() { done <- e2eutil.Run(t, cfg, map[string]string{"REDIS_PASSWORD": r.Password}, "run", "--output", "json") }()
+	go func() {
+		done <- e2eutil.Run(t, cfg, map[string]string{"REDIS_PASSWORD": r.Password}, "run", "--output", "json")
+	}()
 	time.Sleep(2 * time.Second) // the fault: Redis comes up a few seconds late
 	r.Start()
 	res := <-done
@@ -212,4 +214,3 @@ func TestRedisStartedLate(t *testing.T) {
 		t.Errorf("passing took %v; Redis was up after ~2s", res.Elapsed)
 	}
 }
-
