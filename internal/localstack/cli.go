@@ -54,7 +54,9 @@ func Command(ctx context.Context, cmd, stateDir string, base int, binDir string,
 	default:
 		for _, c := range s.components() {
 			state := "stopped"
-			if c.running() {
+			if c.name == "db-migrate" {
+				state = "runs once per up"
+			} else if c.running() {
 				state = "running"
 			}
 			fmt.Fprintf(out, "%-18s %s\n", c.name, state)
