@@ -22,7 +22,7 @@ const (
 var table = map[string]entry{
 	// Network.
 	"net.refused": {cause: "nothing accepts connections at {target}: the process is down, still starting, or the address/port is wrong",
-		local:   "ss -ltnup | grep ':{port} ' ; make local-status",
+		local:   "ss -ltnup | grep ':{port} ' ; make status",
 		cluster: "kubectl -n dark-tower get pods,endpoints -o wide"},
 	"net.dns": {cause: "the name in {target} does not resolve: wrong Service name or namespace, or DNS (UDP and TCP 53) is blocked by NetworkPolicy",
 		local:   "getent hosts {host}",
@@ -31,7 +31,7 @@ var table = map[string]entry{
 		local:   "curl -sv --max-time 5 http://{target}/ ; top -bn1 | head -15",
 		cluster: "kubectl -n dark-tower get networkpolicy && kubectl -n dark-tower top pods"},
 	"net.reset": {cause: "{target} closed the connection: the process crashed or restarted mid-request, or speaks another protocol",
-		local: "make local-status", cluster: "kubectl -n dark-tower get pods && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail"},
+		local: "make status", cluster: "kubectl -n dark-tower get pods && kubectl -n dark-tower get events --sort-by=.lastTimestamp | tail"},
 
 	// Redis.
 	"redis.wrong-password": {cause: "Redis refused the password from {ref} (WRONGPASS): the verifier's secret and Redis's requirepass differ",

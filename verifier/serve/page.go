@@ -80,7 +80,7 @@ code{background:#f3f3f3;padding:0 .2em}
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	d := pageData{Refresh: max(1, int(s.interval/time.Second)), Total: len(s.checks), Runs: s.runs,
+	d := pageData{Refresh: min(5, max(1, int(s.interval/time.Second))), Total: len(s.checks), Runs: s.runs,
 		Running: s.inflight != nil, Generated: time.Now().Format("15:04:05")}
 	for _, c := range s.live {
 		if c.Done() {
