@@ -207,7 +207,7 @@ func (r *run) check(c probe.Check) {
 			return
 		}
 	}
-	start := time.Now()
+	var start time.Time // the first attempt's start: queueing for a slot is not the check's time
 	log := r.opt.Log.With("check", c.ID)
 	info := classify.Info{Check: c.ID, Mode: r.cfg.Mode, Vars: c.Vars}
 	var last probe.Result
@@ -215,8 +215,14 @@ func (r *run) check(c probe.Check) {
 	definiteSeen := ""
 	for attempt := 1; ; attempt++ {
 		if !r.acquire() {
+			if start.IsZero() {
+				start = time.Now()
+			}
 			r.finishDeadline(c.ID, start, last, lastClass)
 			return
+		}
+		if start.IsZero() {
+			start = time.Now()
 		}
 		r.update(c.ID, func(res *CheckResult) { res.Status, res.Attempts = Running, attempt })
 		actx, cancel := context.WithTimeout(r.ctx, c.Timeout)

@@ -196,6 +196,7 @@ func TestStackFaults(t *testing.T) {
 			t.Error("mc.webtransport passed without evidence")
 		}
 	})
+	t.Run("time to verdict", func(t *testing.T) { timeToVerdict(t, s) })
 	t.Run("wrong verifier client secret", func(t *testing.T) {
 		env := s.env()
 		env["VERIFIER_CLIENT_SECRET"] = "not-the-verifier-secret"
