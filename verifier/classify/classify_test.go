@@ -39,8 +39,8 @@ func TestEveryClassHasARow(t *testing.T) {
 func TestScrapeClass(t *testing.T) {
 	cases := map[string]string{
 		`Get "http://x/metrics": dial tcp 127.0.0.1:9: connect: connection refused`: "prometheus.target-refused",
-		`Get "http://x/metrics": context deadline exceeded`:                          "prometheus.target-timeout",
-		`server returned HTTP status 404 Not Found`:                                  "prometheus.target-http",
+		`Get "http://x/metrics": context deadline exceeded`:                         "prometheus.target-timeout",
+		`server returned HTTP status 404 Not Found`:                                 "prometheus.target-http",
 	}
 	for in, want := range cases {
 		if got := ScrapeClass(in); got != want {
