@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/darktower/devstack/internal/database"
 	"github.com/darktower/devstack/internal/testsupport"
@@ -199,6 +200,7 @@ func TestRedisStartedLate(t *testing.T) {
 	r := testsupport.StartRedis(t)
 	r.Stop()
 	cfg := e2eutil.Base(30*time.Second).With("redis", map[string]any{"address": r.Addr(), "password": e2eutil.Ref("REDIS_PASSWORD")})
+	testsupport.Binary(t, "verifier") // built before the clock starts
 	done := make(chan e2eutil.Result, 1)
 	go func() {
 		done <- e2eutil.Run(t, cfg, map[string]string{"REDIS_PASSWORD": r.Password}, "run", "--output", "json")
@@ -212,5 +214,25 @@ func TestRedisStartedLate(t *testing.T) {
 	}
 	if res.Elapsed > 10*time.Second {
 		t.Errorf("passing took %v; Redis was up after ~2s", res.Elapsed)
+	}
+	// Read-only: this Redis saw only the verifier (and this query), so its
+	// command statistics list every command the verifier sent.
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), Password: r.Password, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HELLO is go-redis's connection handshake (protocol version and AUTH).
+	allowed := map[string]bool{"hello": true, "auth": true, "ping": true, "info": true}
+	for _, line := range strings.Split(stats, "\n") {
+		if name, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":"); ok && !strings.HasPrefix(line, "#") {
+			if !allowed[name] {
+				t.Errorf("the verifier sent %q to Redis; it may only read (HELLO, AUTH, PING, INFO)", name)
+			}
+		}
+	}
+	if !strings.Contains(stats, "cmdstat_ping") {
+		t.Errorf("no PING in the command statistics: the check proves nothing\n%s", stats)
 	}
 }
