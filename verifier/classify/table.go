@@ -13,7 +13,7 @@ type entry struct {
 
 const (
 	redisCLI      = `REDISCLI_AUTH="{ref}" redis-cli -h {host} -p {port}`
-	redisPod      = `kubectl -n dark-tower exec statefulset/redis -- sh -c 'REDISCLI_AUTH="$(cat /etc/redis/password 2>/dev/null || echo $REDIS_PASSWORD)" redis-cli`
+	redisPod      = `kubectl -n dark-tower exec statefulset/redis -- redis-cli` // the pod has REDISCLI_AUTH
 	psqlLocal     = `psql "{ref}" -c '\conninfo'`
 	psqlPod       = `kubectl -n dark-tower exec statefulset/postgres -- psql -U darktower -d dark_tower`
 	grpcurlHealth = `grpcurl -plaintext {target} grpc.health.v1.Health/Check`
@@ -35,26 +35,26 @@ var table = map[string]entry{
 
 	// Redis.
 	"redis.wrong-password": {cause: "Redis refused the password from {ref} (WRONGPASS): the verifier's secret and Redis's requirepass differ",
-		local: redisCLI + " ping", cluster: redisPod + " ping'", definite: true},
+		local: redisCLI + " ping", cluster: "kubectl -n dark-tower get secret redis-credentials -o yaml  # compare with the verifier's password; then: " + redisPod + " ping", definite: true},
 	"redis.noauth": {cause: "Redis demands a password and none was sent (NOAUTH)",
-		local: redisCLI + " ping", cluster: redisPod + " ping'", definite: true},
+		local: redisCLI + " ping", cluster: redisPod + " ping", definite: true},
 	"redis.no-password-configured": {cause: "Redis has no password configured but the verifier sent one: requirepass is missing from redis.conf",
-		local: `redis-cli -h {host} -p {port} CONFIG GET requirepass`, cluster: redisPod + " CONFIG GET requirepass'", definite: true},
+		local: `redis-cli -h {host} -p {port} CONFIG GET requirepass`, cluster: redisPod + " CONFIG GET requirepass", definite: true},
 	"redis.loading": {cause: "Redis is loading its AOF/RDB into memory after a restart (LOADING); it answers once loaded",
-		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
 	"redis.misconf": {cause: "Redis refuses writes because it cannot persist (MISCONF): the data directory is full or not writable",
-		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
 	"redis.auth-not-enforced": {cause: "Redis answers clients that send no password: requirepass is not set, so anyone who reaches the port can read and change meeting state",
 		local: `redis-cli -h {host} -p {port} ping   # PONG here proves it`, cluster: `kubectl -n dark-tower exec statefulset/redis -- redis-cli ping`, definite: true},
 	"redis.wrong-password-accepted": {cause: "Redis accepted a made-up password: the default user is nopass or ACLs are open",
-		local: redisCLI + " ACL LIST", cluster: redisPod + " ACL LIST'", definite: true},
+		local: redisCLI + " ACL LIST", cluster: redisPod + " ACL LIST", definite: true},
 	"redis.aof-off": {cause: "append-only persistence is off (appendonly no): a Redis restart loses every meeting assignment",
-		local: redisCLI + " CONFIG GET appendonly", cluster: redisPod + " CONFIG GET appendonly'", definite: true},
+		local: redisCLI + " CONFIG GET appendonly", cluster: redisPod + " CONFIG GET appendonly", definite: true},
 	"redis.aof-write-failed": {cause: "Redis's last AOF write failed: the disk is full or the volume is read-only",
-		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
 	"redis.aof-rewrite-failed": {cause: "Redis's last AOF rewrite failed: disk space or fork failure",
-		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence'"},
-	"redis.error": {cause: "Redis answered with an error", local: redisCLI + " ping", cluster: redisPod + " ping'"},
+		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
+	"redis.error": {cause: "Redis answered with an error", local: redisCLI + " ping", cluster: redisPod + " ping"},
 
 	// Postgres.
 	"postgres.wrong-password": {cause: "Postgres rejected the password in {ref} (SQLSTATE 28P01): the Secret and the database role's password differ",
@@ -83,7 +83,7 @@ var table = map[string]entry{
 
 	// AC.
 	"ac.invalid-client": {cause: "AC does not accept the verifier's client: client_id unknown or inactive, or the secret in {ref} differs from AC_CLIENTS_FILE",
-		local: "grep -n -A3 'client_id: verifier' \"$AC_CLIENTS_FILE\"", cluster: "kubectl -n dark-tower get secret ac-clients -o yaml | grep -c verifier", definite: true},
+		local: "grep -n -A3 'client_id: verifier' \"$AC_CLIENTS_FILE\"", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=100 | grep -i verifier  # then compare secrets ac-clients and verifier-client", definite: true},
 	"ac.client-not-allowed": {cause: "AC knows the client but refuses the grant or scope", local: "grep -n -A4 'client_id: verifier' \"$AC_CLIENTS_FILE\"", definite: true},
 	"ac.server-error":       {cause: "AC failed to issue a token (5xx): usually its database is unreachable", local: "curl -s {target}/ready", cluster: "kubectl -n dark-tower logs deploy/ac-service --tail=50"},
 	"ac.token-refused":      {cause: "AC refused the token request", local: "curl -s -u verifier:\"{ref}\" -d grant_type=client_credentials {target}/api/v1/auth/service/token"},
