@@ -1,0 +1,146 @@
+package validate
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+)
+
+// Binaries with an image (infra contract): infra/docker/<binary>/Dockerfile builds ./cmd/<binary>.
+var imageBinaries = []string{"ac-service", "global-controller", "meeting-controller", "db-migrate", "verifier"}
+
+var (
+	digestPinned = regexp.MustCompile(`^[^@\s]+:[^@\s]+@sha256:[0-9a-f]{64}$`)
+	golangImage  = regexp.MustCompile(`^(?:docker\.io/)?(?:library/)?golang:(\d+)\.(\d+)\.(\d+)[^@]*@`)
+	goDirective  = regexp.MustCompile(`(?m)^go (\d+)\.(\d+)(?:\.(\d+))?\s*$`)
+	nonrootUser  = regexp.MustCompile(`^65532(:65532)?$`)
+)
+
+// TestDockerfiles parses every Dockerfile with BuildKit's own parser and build checks, and
+// checks what the cluster relies on: bases pinned by digest, the Go toolchain pinned at the
+// module's Go version, a final distroless nonroot stage whose USER is numeric 65532 (runAsNonRoot
+// cannot verify a user name), the binary built from ./cmd/<binary>.
+func TestDockerfiles(t *testing.T) {
+	gomod, err := os.ReadFile(Path(t, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gv := goDirective.FindStringSubmatch(string(gomod))
+	if gv == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	for _, bin := range imageBinaries {
+		t.Run(bin, func(t *testing.T) {
+			checkDockerfile(t, bin, gv)
+		})
+	}
+}
+
+func checkDockerfile(t *testing.T, bin string, gv []string) {
+	path := "infra/docker/" + bin + "/Dockerfile"
+	f, err := os.Open(Path(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("%s: BuildKit parser: %v", path, err)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("%s: parser warning: %s", path, w.Short)
+	}
+	lint := linter.New(&linter.Config{Warn: func(rule, desc, url, msg string, loc []parser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		t.Errorf("%s:%d: build check %s: %s", path, line, rule, msg)
+	}})
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(stages) < 2 {
+		t.Fatalf("%s: %d stage(s); want a Go build stage and a distroless runtime stage", path, len(stages))
+	}
+	args := map[string]string{}
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			if kv.Value != nil {
+				args[kv.Key] = *kv.Value
+			}
+		}
+	}
+	expand := func(s string) string {
+		return os.Expand(s, func(k string) string { return args[k] })
+	}
+	names := map[string]bool{}
+	sawGo, builds := false, false
+	for i, st := range stages {
+		base := expand(st.BaseName)
+		if !names[strings.ToLower(base)] && base != "scratch" {
+			if !digestPinned.MatchString(base) {
+				t.Errorf("%s: stage %d FROM %s is not pinned as name:tag@sha256:<digest>", path, i, base)
+			}
+			if m := golangImage.FindStringSubmatch(base); m != nil {
+				sawGo = true
+				if m[1] != gv[1] || m[2] != gv[2] || (gv[3] != "" && atoi(m[3]) < atoi(gv[3])) {
+					t.Errorf("%s: Go %s.%s.%s builds a module that says go %s.%s.%s", path, m[1], m[2], m[3], gv[1], gv[2], gv[3])
+				}
+			}
+		}
+		if st.Name != "" {
+			names[strings.ToLower(st.Name)] = true
+		}
+		for _, c := range st.Commands {
+			if r, ok := c.(*instructions.RunCommand); ok {
+				cmd := strings.Join(r.CmdLine, " ")
+				if strings.Contains(cmd, "go build") && strings.Contains(cmd, "./cmd/"+bin) {
+					builds = true
+				}
+			}
+		}
+	}
+	if !sawGo {
+		t.Errorf("%s: no stage builds FROM golang:<major>.<minor>.<patch>@sha256:...; the Go version is not pinned", path)
+	}
+	if !builds {
+		t.Errorf("%s: no RUN `go build ... ./cmd/%s`", path, bin)
+	}
+	final := stages[len(stages)-1]
+	fbase := expand(final.BaseName)
+	if !strings.HasPrefix(fbase, "gcr.io/distroless/") || !strings.Contains(fbase, ":nonroot") {
+		t.Errorf("%s: final stage FROM %s; want gcr.io/distroless/<image>:nonroot@sha256:...", path, fbase)
+	}
+	user, entry := "", false
+	for _, c := range final.Commands {
+		switch c := c.(type) {
+		case *instructions.UserCommand:
+			user = expand(c.User)
+		case *instructions.EntrypointCommand:
+			entry = true
+			if c.PrependShell {
+				t.Errorf("%s: ENTRYPOINT in shell form; distroless has no shell, use the exec (JSON) form", path)
+			}
+		}
+	}
+	if !nonrootUser.MatchString(user) {
+		t.Errorf("%s: final stage USER %q; want numeric 65532 (distroless nonroot) so runAsNonRoot can verify it", path, user)
+	}
+	if !entry {
+		t.Errorf("%s: final stage has no ENTRYPOINT", path)
+	}
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscanf(s, "%d", &n)
+	return n
+}

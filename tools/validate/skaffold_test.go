@@ -1,0 +1,174 @@
+package validate
+
+import (
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// skaffoldEnv puts bin/ first on PATH so Skaffold's kustomize renderer runs the pinned kubectl.
+func skaffoldEnv(t *testing.T) []string {
+	return []string{"PATH=" + Path(t, "bin") + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"SKAFFOLD_UPDATE_CHECK=false", "SKAFFOLD_INTERACTIVE=false"}
+}
+
+type skaffoldConfig struct {
+	Build struct {
+		TagPolicy map[string]any `json:"tagPolicy"`
+		Artifacts []struct {
+			Image   string `json:"image"`
+			Context string `json:"context"`
+			Docker  *struct {
+				Dockerfile string `json:"dockerfile"`
+			} `json:"docker"`
+		} `json:"artifacts"`
+	} `json:"build"`
+	Profiles []struct {
+		Name string `json:"name"`
+	} `json:"profiles"`
+}
+
+// readSkaffold is skaffold.yaml as Skaffold itself resolves it (`diagnose --yaml-only`, which
+// fails on any key its schema lacks), for the default pipeline or a profile.
+func readSkaffold(t *testing.T, profile string) skaffoldConfig {
+	t.Helper()
+	args := []string{"diagnose", "--yaml-only"}
+	if profile != "" {
+		args = append(args, "--profile", profile)
+	}
+	out := Run(t, skaffoldEnv(t), "skaffold", args...)
+	var cfg skaffoldConfig
+	if err := yaml.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("skaffold diagnose --yaml-only %s: %v", profile, err)
+	}
+	return cfg
+}
+
+// profileNames lists the profiles of skaffold.yaml.
+func profileNames(t *testing.T) []string {
+	raw, err := os.ReadFile(Path(t, "skaffold.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg skaffoldConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("skaffold.yaml: %v", err)
+	}
+	var names []string
+	for _, p := range cfg.Profiles {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// TestSkaffold: Skaffold parses skaffold.yaml and renders the default pipeline and every
+// profile offline; every artifact is one of the images, built from its Dockerfile with the
+// repository as context, and appears in what is rendered (SPEC section 9, mistake 1); every
+// image the manifests name under dark-tower/ is an artifact; nothing is tagged latest.
+func TestSkaffold(t *testing.T) {
+	profiles := append([]string{""}, profileNames(t)...)
+	if !contains(profiles, "operator") {
+		t.Errorf("skaffold.yaml has no `operator` profile (profiles: %v)", profiles[1:])
+	}
+	for _, p := range profiles {
+		name := p
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) { checkSkaffoldProfile(t, p) })
+	}
+}
+
+func checkSkaffoldProfile(t *testing.T, profile string) {
+	cfg := readSkaffold(t, profile)
+	if _, ok := cfg.Build.TagPolicy["sha256"]; ok {
+		t.Errorf("build.tagPolicy sha256 tags images latest; use the default gitCommit or inputDigest")
+	}
+	arts := map[string]bool{}
+	for _, a := range cfg.Build.Artifacts {
+		arts[a.Image] = true
+		bin := strings.TrimPrefix(a.Image, "dark-tower/")
+		if !contains(imageBinaries, bin) || !strings.HasPrefix(a.Image, "dark-tower/") {
+			t.Errorf("artifact %q is not one of dark-tower/{%s}", a.Image, strings.Join(imageBinaries, ","))
+		}
+		if a.Context != "." && a.Context != "" {
+			t.Errorf("artifact %s: context %q, want the repository root", a.Image, a.Context)
+		}
+		if a.Docker == nil || a.Docker.Dockerfile != "infra/docker/"+bin+"/Dockerfile" {
+			t.Errorf("artifact %s: want docker.dockerfile infra/docker/%s/Dockerfile, got %+v", a.Image, bin, a.Docker)
+		}
+	}
+	for _, bin := range imageBinaries {
+		if !arts["dark-tower/"+bin] {
+			t.Errorf("no artifact builds dark-tower/%s", bin)
+		}
+	}
+
+	args := []string{"render", "--offline", "--digest-source=none"}
+	if profile != "" {
+		args = append(args, "--profile", profile)
+	}
+	out := Run(t, skaffoldEnv(t), "skaffold", args...)
+	objs, err := Decode(out)
+	if err != nil {
+		t.Fatalf("skaffold %s: output: %v", strings.Join(args, " "), err)
+	}
+	rendered := Manifests{Dir: "skaffold render", Objects: objs}
+	used := map[string]bool{}
+	for _, w := range rendered.Workloads(t) {
+		for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
+			name, tag := splitImage(c.Image)
+			used[name] = true
+			switch {
+			case strings.HasPrefix(name, "dark-tower/") && !arts[name]:
+				t.Errorf("%s container %s: image %s is built by no artifact", w.Ref(), c.Name, c.Image)
+			case strings.HasPrefix(name, "dark-tower/") && tag != "":
+				t.Errorf("%s container %s: image %s carries a tag; manifests name the artifact, Skaffold tags it", w.Ref(), c.Name, c.Image)
+			case !strings.HasPrefix(name, "dark-tower/") && (tag == "" || strings.HasPrefix(tag, ":latest")):
+				t.Errorf("%s container %s: image %s is not pinned (no tag or latest)", w.Ref(), c.Name, c.Image)
+			}
+		}
+	}
+	var missing []string
+	for a := range arts {
+		if !used[a] {
+			missing = append(missing, a)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("artifacts built but deployed by no rendered workload: %v", missing)
+	}
+	// The default pipeline deploys the Kind overlay, the operator profile adds the ServiceMonitors.
+	want := Render(t, KindOverlay).Objects
+	if profile == "operator" {
+		want = append(want, Render(t, OperatorDir).Objects...)
+	}
+	have := map[string]bool{}
+	for _, o := range objs {
+		have[objKey(o.GetKind(), o.GetNamespace(), o.GetName())] = true
+	}
+	for _, o := range want {
+		if k := objKey(o.GetKind(), o.GetNamespace(), o.GetName()); !have[k] {
+			t.Errorf("skaffold render does not render %s", k)
+		}
+	}
+}
+
+func objKey(kind, ns, name string) string { return kind + " " + ns + "/" + name }
+
+// splitImage returns the repository and the rest (":tag", "@sha256:..." or both).
+func splitImage(image string) (name, tagOrDigest string) {
+	rest := ""
+	if i := strings.Index(image, "@"); i >= 0 {
+		image, rest = image[:i], image[i:]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image, rest = image[:i], image[i:]+rest
+	}
+	return image, rest
+}
