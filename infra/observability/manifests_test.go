@@ -59,8 +59,16 @@ func loadManifests(t *testing.T) []manifest {
 
 func loadExporterPatches(t *testing.T) []manifest {
 	t.Helper()
+	comp := loadDoc(t, "exporters/kustomization.yaml")
+	var paths []string
+	for _, p := range list(comp, "patches") {
+		paths = append(paths, str(p, "path"))
+	}
+	if str(comp, "kind") != "Component" || !equalSets(paths, []string{"redis-exporter.yaml", "postgres-exporter.yaml"}) {
+		t.Errorf("exporters/kustomization.yaml: want a Component patching with both exporter files, got %s %v", str(comp, "kind"), paths)
+	}
 	var out []manifest
-	for _, f := range globBase(t, "exporters/*.yaml") {
+	for _, f := range paths {
 		for _, d := range loadDocs(t, "exporters/"+f) {
 			out = append(out, manifest{"exporters/" + f, d})
 		}
