@@ -12,7 +12,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 BUF_VERSION                := v1.61.0
 STATICCHECK_VERSION        := v0.8.2
 
-BINARIES := ac-service global-controller meeting-controller db-migrate devstack
+BINARIES := ac-service global-controller meeting-controller db-migrate verifier devstack
 STATE_DIR ?= $(CURDIR)/.state
 PORT_BASE ?= 17000
 DEVSTACK  = STATE_DIR=$(STATE_DIR) PORT_BASE=$(PORT_BASE) BIN_DIR=$(BIN) $(BIN)/devstack
@@ -27,6 +27,11 @@ help: ## List the targets
 .PHONY: up
 up: build ## Start the whole stack as local processes and verify it (PORT_BASE=... moves every port)
 	$(DEVSTACK) up
+
+.PHONY: verify
+verify: build ## Verify the stack: the verifier Job when a Kind cluster is up, local mode otherwise
+	@if [ -x $(BIN)/kind ] && $(BIN)/kind get clusters 2>/dev/null | grep -qx dark-tower; then \
+		$(MAKE) --no-print-directory verify-cluster; else $(DEVSTACK) verify; fi
 
 .PHONY: down
 down: ## Stop every local process (data stays)

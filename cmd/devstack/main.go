@@ -17,7 +17,7 @@ import (
 	"github.com/darktower/devstack/internal/localstack"
 )
 
-const usage = `usage: devstack [flags] up|down|status|logs|clean
+const usage = `usage: devstack [flags] up|down|status|verify|logs|clean
 
 flags:
 `

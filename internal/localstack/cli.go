@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-var errUsage = errors.New("unknown command: want up, down, status, logs or clean")
+var errUsage = errors.New("unknown command: want up, down, status, verify, logs or clean")
 
 // IsUsage reports whether err is a usage error (exit code 2).
 func IsUsage(err error) bool { return errors.Is(err, errUsage) }
 
 // Command runs one devstack subcommand.
 func Command(ctx context.Context, cmd, stateDir string, base int, binDir string, follow bool, out io.Writer) error {
-	if cmd != "up" && cmd != "down" && cmd != "status" && cmd != "logs" && cmd != "clean" {
+	if cmd != "up" && cmd != "down" && cmd != "status" && cmd != "logs" && cmd != "clean" && cmd != "verify" {
 		return fmt.Errorf("%w (got %q)", errUsage, cmd)
 	}
 	s, err := Open(stateDir, base, binDir, out)
@@ -30,9 +30,17 @@ func Command(ctx context.Context, cmd, stateDir string, base int, binDir string,
 		if err := s.Up(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "stack up in %.1fs\n\n", time.Since(began).Seconds())
+		fmt.Fprintf(out, "stack up in %.1fs; verifying\n\n", time.Since(began).Seconds())
+		verr := s.Verify(ctx, out)
+		fmt.Fprintln(out)
 		s.PrintURLs()
+		if verr != nil {
+			return verr
+		}
+		fmt.Fprintf(out, "\nverified healthy %.1fs after start\n", time.Since(began).Seconds())
 		return nil
+	case "verify":
+		return s.Verify(ctx, out)
 	case "down":
 		if err := s.Down(); err != nil {
 			return err
@@ -72,6 +80,7 @@ func (s *Stack) PrintURLs() {
 	fmt.Fprintf(s.Out, "  join a meeting curl -X POST %s/api/v1/meetings/demo/join\n", t.GCHTTPURL(0))
 	fmt.Fprintf(s.Out, "  AC JWKS        %s/.well-known/jwks.json\n", t.ACURL(0))
 	fmt.Fprintf(s.Out, "  Prometheus     %s/targets\n", s.PrometheusURL())
+	fmt.Fprintf(s.Out, "  verifier       %s/  (status page; make verify runs it again)\n", s.VerifierURL())
 	fmt.Fprintf(s.Out, "  logs           make logs   (files in %s)\n", s.Path("logs"))
 	fmt.Fprintf(s.Out, "  stop           make down\n")
 }

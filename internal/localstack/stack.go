@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/darktower/devstack/infra/observability"
 	"github.com/darktower/devstack/internal/pgcluster"
 	"github.com/darktower/devstack/internal/secret"
 )
@@ -139,7 +140,15 @@ func (s *Stack) components() []component {
 		"--web.enable-lifecycle", "--log.format", "json")
 	pr.ports = []int{s.PrometheusPort()}
 	pr.ready = httpReady(s.PrometheusURL() + "/-/ready")
-	cs = append(cs, re, pe, pr)
+
+	// The verifier keeps checking in serve mode: a status page and the
+	// verifier job's metrics.
+	env := s.verifierEnv()
+	env["VERIFIER_CONFIG"] = s.verifierConfigPath()
+	vs := s.proc("verifier", s.bin("verifier"), env, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", s.VerifierPort()), "--interval", "15s")
+	vs.ports = []int{s.VerifierPort()}
+	vs.ready = httpReady(s.VerifierURL() + "/metrics")
+	cs = append(cs, re, pe, pr, vs)
 	return cs
 }
 
@@ -185,8 +194,16 @@ func (s *Stack) writeConfig() error {
 	if err := os.WriteFile(s.Path("config", "redis.conf"), []byte(redisConf), 0o600); err != nil {
 		return err
 	}
-	prom := PrometheusConfig(s.ScrapeTargets(s.Topo, false), nil)
-	return os.WriteFile(s.Path("config", "prometheus.yml"), []byte(prom), 0o644)
+	// The same alert rules as the cluster's Prometheus.
+	rules, err := observability.WriteRules(s.Path("config", "rules"))
+	if err != nil {
+		return err
+	}
+	prom := PrometheusConfig(s.ScrapeTargets(s.Topo, true), rules)
+	if err := os.WriteFile(s.Path("config", "prometheus.yml"), []byte(prom), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(s.verifierConfigPath(), []byte(s.VerifierConfig(s.Topo)), 0o644)
 }
 
 // Up starts whatever is not running, in dependency order, waiting for each to
@@ -195,7 +212,7 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err := EnsurePrograms(s.Out); err != nil {
 		return err
 	}
-	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate"} {
+	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate", "verifier"} {
 		if _, err := os.Stat(s.bin(b)); err != nil {
 			return fmt.Errorf("%s is not built in %s: run `make build` (make up does this)", b, s.BinDir)
 		}
@@ -277,7 +294,10 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.Start("logging_collector=on", "log_destination=jsonlog", "log_directory="+c.Dir, "log_filename=postgres"); err != nil {
+	// After a crash the old backends may hold shared memory for a moment.
+	if err := waitFor(ctx, 20*time.Second, func(context.Context) error {
+		return c.Start("logging_collector=on", "log_destination=jsonlog", "log_directory="+c.Dir, "log_filename=postgres")
+	}); err != nil {
 		return err
 	}
 	return waitFor(ctx, 30*time.Second, s.ensureDatabase)

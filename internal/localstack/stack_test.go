@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ type devstack struct {
 func newDevstack(t *testing.T) *devstack {
 	t.Helper()
 	var binDir string
-	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate"} {
+	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate", "verifier"} {
 		binDir = filepath.Dir(testsupport.Binary(t, b))
 	}
 	d := &devstack{t: t, bin: testsupport.Binary(t, "devstack"), binDir: binDir, stateDir: t.TempDir(), base: freeBase(t)}
@@ -65,9 +66,12 @@ func newDevstack(t *testing.T) *devstack {
 	return d
 }
 
-func (d *devstack) run(args ...string) (string, error) {
+func (d *devstack) run(args ...string) (string, error) { return d.runEnv(nil, args...) }
+
+func (d *devstack) runEnv(env []string, args ...string) (string, error) {
 	cmd := exec.Command(d.bin, args...)
 	cmd.Env = append(os.Environ(), "STATE_DIR="+d.stateDir, "BIN_DIR="+d.binDir, "PORT_BASE="+strconv.Itoa(d.base))
+	cmd.Env = append(cmd.Env, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -115,7 +119,7 @@ func join(t *testing.T, base int, code string) joinAnswer {
 func TestUpDownUpReusesData(t *testing.T) {
 	d := newDevstack(t)
 	out := d.up()
-	for _, want := range []string{"postgres           started", "initdb", "mc-1               started", "prometheus         started", "GC API"} {
+	for _, want := range []string{"postgres           started", "initdb", "mc-1               started", "prometheus         started", "GC API", "14 passed, 0 failed", "verified healthy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up output lacks %q:\n%s", want, out)
 		}
@@ -168,7 +172,7 @@ func TestUpDownUpReusesData(t *testing.T) {
 	join(t, d.base, "fresh-after-restart")
 
 	// A second up with everything running changes nothing.
-	if out := d.up(); strings.Count(out, "already running") != 11 {
+	if out := d.up(); strings.Count(out, "already running") != 12 {
 		t.Errorf("idempotent up restarted something:\n%s", out)
 	}
 }
@@ -188,4 +192,66 @@ func TestBusyPortIsNamed(t *testing.T) {
 	if !strings.Contains(out, want) || !strings.Contains(out, "PORT_BASE") {
 		t.Fatalf("up output should say %q and mention PORT_BASE:\n%s", want, out)
 	}
+}
+
+// TestKillEachKindThenVerifyAndRecover kills one process of each kind while
+// the stack is up: `verify` must name the right failing check, and `up`
+// alone must bring the stack back to healthy.
+func TestKillEachKindThenVerifyAndRecover(t *testing.T) {
+	d := newDevstack(t)
+	if out := d.up(); !strings.Contains(out, "verified healthy") {
+		t.Fatalf("first up did not verify:\n%s", out)
+	}
+	cases := []struct{ process, check string }{
+		{"postgres", "postgres.reachable"},
+		{"redis", "redis.reachable"},
+		{"ac-0", "ac.jwks"},
+		{"gc-1", "gc.health"},
+		{"mc-0", "mc.ready"},
+		{"redis-exporter", "prometheus.targets"},
+		{"postgres-exporter", "prometheus.targets"},
+		{"prometheus", "prometheus.ready"},
+		{"verifier", "prometheus.targets"},
+	}
+	for _, c := range cases {
+		t.Run(c.process, func(t *testing.T) {
+			pid := d.pid(c.process)
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill %s (pid %d): %v", c.process, pid, err)
+			}
+			out, err := d.runEnv([]string{"VERIFIER_DEADLINE=8s"}, "verify")
+			if err == nil {
+				t.Fatalf("verify passed with %s killed:\n%s", c.process, out)
+			}
+			failLine := ""
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "FAIL") && strings.Contains(l, c.check) {
+					failLine = l
+				}
+			}
+			if failLine == "" {
+				t.Fatalf("verify with %s killed did not fail %s:\n%s", c.process, c.check, out)
+			}
+			if out := d.up(); !strings.Contains(out, "verified healthy") || !strings.Contains(out, c.process) {
+				t.Fatalf("up after killing %s did not return to healthy:\n%s", c.process, out)
+			}
+		})
+	}
+}
+
+func (d *devstack) pid(name string) int {
+	d.t.Helper()
+	if name == "postgres" {
+		b, err := os.ReadFile(filepath.Join(d.stateDir, "postgres", "data", "postmaster.pid"))
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+		return pid
+	}
+	pid, ok := d.layout().Running(name)
+	if !ok {
+		d.t.Fatalf("%s is not running", name)
+	}
+	return pid
 }
