@@ -192,12 +192,12 @@ func (a *applier) ensureDefaultServiceAccounts(ctx context.Context, namespaces .
 	}
 }
 
-// TestApplyKindOverlay applies everything `kubectl kustomize infra/overlays/kind` renders to
-// a real kube-apiserver of the node image's version, server-side, and fails on any error or
+// TestApplyKindOverlay applies everything `kubectl kustomize infra/overlays/kind` renders (and
+// the verifier Job that make verify-cluster creates from its own file) to a real kube-apiserver of the node image's version, server-side, and fails on any error or
 // warning (Pod Security among them). Then every pod template is created as a Pod in dry-run
 // mode, so Pod Security's enforce level (not only warn) judges every pod.
 func TestApplyKindOverlay(t *testing.T) {
-	m := Render(t, KindOverlay)
+	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newApplier(t)

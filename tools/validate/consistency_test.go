@@ -209,6 +209,9 @@ func checkSelectorLabels(t *testing.T, ref string, sel map[string]string) {
 func TestLabels(t *testing.T) {
 	for _, dir := range []string{KindOverlay, OperatorDir} {
 		m := Render(t, dir)
+		if dir == KindOverlay {
+			m = m.WithFiles(t, VerifierJob)
+		}
 		for _, o := range m.Objects {
 			checkLabels(t, objKey(o.GetKind(), o.GetNamespace(), o.GetName()), o.GetLabels())
 		}
@@ -228,7 +231,7 @@ func checkLabels(t *testing.T, ref string, l map[string]string) {
 // TestReferences: every Secret, ConfigMap, key and PVC template a pod uses is rendered; every
 // $(VAR) in env, command and args is defined before use; nothing passes a password in argv.
 func TestReferences(t *testing.T) {
-	m := Render(t, KindOverlay)
+	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
 	for _, w := range m.Workloads(t) {
 		spec := w.Template.Spec
 		for _, v := range spec.Volumes {

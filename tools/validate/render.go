@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"testing"
 
@@ -23,6 +24,27 @@ const (
 	KindOverlay = "infra/overlays/kind"
 	OperatorDir = "infra/operator"
 )
+
+// VerifierJob is applied outside Kustomize (make verify-cluster, skaffold verify).
+const VerifierJob = "infra/services/verifier/job.yaml"
+
+// WithFiles returns m plus the objects of plain manifest files (repository paths).
+func (m Manifests) WithFiles(t testing.TB, paths ...string) Manifests {
+	t.Helper()
+	out := Manifests{Dir: m.Dir, Objects: append([]*unstructured.Unstructured{}, m.Objects...)}
+	for _, p := range paths {
+		b, err := os.ReadFile(Path(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out.Objects = append(out.Objects, objs...)
+	}
+	return out
+}
 
 // Manifests are the objects of one `kubectl kustomize` run, in output order.
 type Manifests struct {

@@ -1,13 +1,14 @@
 package validate
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // skaffoldEnv puts bin/ first on PATH so Skaffold's kustomize renderer runs the pinned kubectl.
@@ -25,6 +26,10 @@ type skaffoldConfig struct {
 			Docker  *struct {
 				Dockerfile string `json:"dockerfile"`
 			} `json:"docker"`
+			Ko *struct {
+				Main      string `json:"main"`
+				FromImage string `json:"fromImage"`
+			} `json:"ko"`
 		} `json:"artifacts"`
 	} `json:"build"`
 	Profiles []struct {
@@ -33,34 +38,53 @@ type skaffoldConfig struct {
 }
 
 // readSkaffold is skaffold.yaml as Skaffold itself resolves it (`diagnose --yaml-only`, which
-// fails on any key its schema lacks), for the default pipeline or a profile.
-func readSkaffold(t *testing.T, profile string) skaffoldConfig {
+// fails on any key its schema lacks): one document per config, for the default pipeline or
+// a profile.
+func readSkaffold(t *testing.T, profile string) []skaffoldConfig {
 	t.Helper()
 	args := []string{"diagnose", "--yaml-only"}
 	if profile != "" {
 		args = append(args, "--profile", profile)
 	}
-	out := Run(t, skaffoldEnv(t), "skaffold", args...)
-	var cfg skaffoldConfig
-	if err := yaml.Unmarshal(out, &cfg); err != nil {
-		t.Fatalf("skaffold diagnose --yaml-only %s: %v", profile, err)
-	}
-	return cfg
+	return decodeSkaffold(t, "skaffold "+strings.Join(args, " "), Run(t, skaffoldEnv(t), "skaffold", args...))
 }
 
-// profileNames lists the profiles of skaffold.yaml.
+func decodeSkaffold(t *testing.T, what string, b []byte) []skaffoldConfig {
+	t.Helper()
+	docs, err := Decode(b)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var out []skaffoldConfig
+	for _, d := range docs {
+		raw, _ := json.Marshal(d.Object)
+		var c skaffoldConfig
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no config", what)
+	}
+	return out
+}
+
+// profileNames lists the profiles of every config in skaffold.yaml.
 func profileNames(t *testing.T) []string {
 	raw, err := os.ReadFile(Path(t, "skaffold.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg skaffoldConfig
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatalf("skaffold.yaml: %v", err)
-	}
+	seen := map[string]bool{}
 	var names []string
-	for _, p := range cfg.Profiles {
-		names = append(names, p.Name)
+	for _, c := range decodeSkaffold(t, "skaffold.yaml", raw) {
+		for _, p := range c.Profiles {
+			if !seen[p.Name] {
+				seen[p.Name] = true
+				names = append(names, p.Name)
+			}
+		}
 	}
 	return names
 }
@@ -84,35 +108,64 @@ func TestSkaffold(t *testing.T) {
 }
 
 func checkSkaffoldProfile(t *testing.T, profile string) {
-	cfg := readSkaffold(t, profile)
-	if _, ok := cfg.Build.TagPolicy["sha256"]; ok {
-		t.Errorf("build.tagPolicy sha256 tags images latest; use the default gitCommit or inputDigest")
-	}
 	arts := map[string]bool{}
-	for _, a := range cfg.Build.Artifacts {
-		arts[a.Image] = true
-		bin := strings.TrimPrefix(a.Image, "dark-tower/")
-		if !contains(imageBinaries, bin) || !strings.HasPrefix(a.Image, "dark-tower/") {
-			t.Errorf("artifact %q is not one of dark-tower/{%s}", a.Image, strings.Join(imageBinaries, ","))
+	for _, cfg := range readSkaffold(t, profile) {
+		if _, ok := cfg.Build.TagPolicy["sha256"]; ok {
+			t.Errorf("build.tagPolicy sha256 tags images latest; use the default gitCommit or inputDigest")
 		}
-		if a.Context != "." && a.Context != "" {
-			t.Errorf("artifact %s: context %q, want the repository root", a.Image, a.Context)
-		}
-		if a.Docker == nil || a.Docker.Dockerfile != "infra/docker/"+bin+"/Dockerfile" {
-			t.Errorf("artifact %s: want docker.dockerfile infra/docker/%s/Dockerfile, got %+v", a.Image, bin, a.Docker)
-		}
+		checkArtifacts(t, cfg, arts)
 	}
 	for _, bin := range imageBinaries {
 		if !arts["dark-tower/"+bin] {
 			t.Errorf("no artifact builds dark-tower/%s", bin)
 		}
 	}
+	renderProfile(t, profile, arts)
+}
 
-	args := []string{"render", "--offline", "--digest-source=none"}
+// checkArtifacts: each artifact is one of the images, built from the repository (Docker: its
+// Dockerfile; ko: its ./cmd/<binary>).
+func checkArtifacts(t *testing.T, cfg skaffoldConfig, arts map[string]bool) {
+	t.Helper()
+	root := RepoRoot(t)
+	for _, a := range cfg.Build.Artifacts {
+		arts[a.Image] = true
+		bin := strings.TrimPrefix(a.Image, "dark-tower/")
+		if !contains(imageBinaries, bin) || !strings.HasPrefix(a.Image, "dark-tower/") {
+			t.Errorf("artifact %q is not one of dark-tower/{%s}", a.Image, strings.Join(imageBinaries, ","))
+		}
+		if a.Context != "." && a.Context != "" && a.Context != root {
+			t.Errorf("artifact %s: context %q, want the repository root", a.Image, a.Context)
+		}
+		switch {
+		case a.Ko != nil:
+			if a.Ko.Main != "./cmd/"+bin {
+				t.Errorf("artifact %s: ko main %q, want ./cmd/%s", a.Image, a.Ko.Main, bin)
+			}
+			if !digestPinned.MatchString(a.Ko.FromImage) {
+				t.Errorf("artifact %s: ko fromImage %q is not pinned by digest", a.Image, a.Ko.FromImage)
+			}
+		case a.Docker == nil || a.Docker.Dockerfile != "infra/docker/"+bin+"/Dockerfile":
+			t.Errorf("artifact %s: want docker.dockerfile infra/docker/%s/Dockerfile, got %+v", a.Image, bin, a.Docker)
+		}
+	}
+}
+
+// renderProfile: what Skaffold renders offline deploys every artifact, names only artifacts
+// under dark-tower/, pins every other image, and contains the Kind overlay (and, with the
+// operator profile, the ServiceMonitors).
+func renderProfile(t *testing.T, profile string, arts map[string]bool) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "rendered.yaml")
+	args := []string{"render", "--offline", "--digest-source=none", "--output", file}
 	if profile != "" {
 		args = append(args, "--profile", profile)
 	}
-	out := Run(t, skaffoldEnv(t), "skaffold", args...)
+	Run(t, skaffoldEnv(t), "skaffold", args...)
+	out, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	objs, err := Decode(out)
 	if err != nil {
 		t.Fatalf("skaffold %s: output: %v", strings.Join(args, " "), err)
@@ -143,8 +196,12 @@ func checkSkaffoldProfile(t *testing.T, profile string) {
 	if len(missing) > 0 {
 		t.Errorf("artifacts built but deployed by no rendered workload: %v", missing)
 	}
-	// The default pipeline deploys the Kind overlay, the operator profile adds the ServiceMonitors.
+	// The default pipeline deploys the Kind overlay, the operator profile adds the ServiceMonitors,
+	// the remote profile deploys the base.
 	want := Render(t, KindOverlay).Objects
+	if profile == "remote" { // a real cluster: production sizing, no NodePorts
+		want = Render(t, "infra/base").Objects
+	}
 	if profile == "operator" {
 		want = append(want, Render(t, OperatorDir).Objects...)
 	}
