@@ -29,7 +29,7 @@ var (
 
 // startWindow is how long a binary gets to refuse its configuration (exit 2) before it is
 // taken to have accepted it and moved on to connecting.
-const startWindow = 2 * time.Second
+const startWindow = 3 * time.Second
 
 type prepared struct {
 	bin  string
@@ -123,6 +123,7 @@ func TestManifestsSetEveryRequiredVariable(t *testing.T) {
 	ours := m.ours(t)
 	for _, bin := range binaries {
 		t.Run(bin, func(t *testing.T) {
+			t.Parallel() // mostly waiting out startWindow
 			w, ok := ours[bin]
 			if !ok {
 				t.Fatalf("no rendered workload runs the image dark-tower/%s", bin)
