@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +56,7 @@ func Open(stateDir string, base int, binDir string, out io.Writer) (*Stack, erro
 
 // component is one part of the stack in start order.
 type component struct {
+	stage   int // components of one stage start together, after the stage before
 	name    string
 	ports   []int
 	udp     []int
@@ -97,23 +101,26 @@ func (s *Stack) components() []component {
 	rd.ready = s.redisReady
 	cs = append(cs, pg, rd)
 
-	mig := component{name: "db-migrate", running: func() bool { return false }, start: s.migrate}
+	mig := component{stage: 1, name: "db-migrate", running: func() bool { return false }, start: s.migrate}
 	cs = append(cs, mig)
 
 	for i := range t.AC {
 		c := s.proc(fmt.Sprintf("ac-%d", i), s.bin("ac-service"), t.ACEnv(i))
+		c.stage = 2
 		c.ports = []int{t.AC[i]}
 		c.ready = httpReady(t.ACURL(i) + "/ready")
 		cs = append(cs, c)
 	}
 	for i := range t.GC {
 		c := s.proc(fmt.Sprintf("gc-%d", i), s.bin("global-controller"), t.GCEnv(i))
+		c.stage = 3 // readiness needs AC's JWKS
 		c.ports = []int{t.GC[i].HTTP, t.GC[i].GRPC}
 		c.ready = httpReady(t.GCHTTPURL(i) + "/ready")
 		cs = append(cs, c)
 	}
 	for i := range t.MC {
 		c := s.proc(fmt.Sprintf("mc-%d", i), s.bin("meeting-controller"), t.MCEnv(i))
+		c.stage = 4 // readiness needs registration with GC
 		c.ports = []int{t.MC[i].GRPC, t.MC[i].Health}
 		c.udp = []int{t.MC[i].WebTransport}
 		c.ready = httpReady(t.MCHealthURL(i) + "/health/ready")
@@ -124,12 +131,14 @@ func (s *Stack) components() []component {
 		"REDIS_ADDR":     fmt.Sprintf("redis://127.0.0.1:%d", s.RedisPort()),
 		"REDIS_PASSWORD": s.Secrets.RedisPassword,
 	}, "-web.listen-address", fmt.Sprintf("127.0.0.1:%d", s.RedisExporterPort()), "-log-format", "json")
+	re.stage = 2
 	re.ports = []int{s.RedisExporterPort()}
 	re.ready = httpReady(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.RedisExporterPort()))
 
 	pe := s.proc("postgres-exporter", programPath("prometheus-postgres-exporter"), map[string]string{
 		"DATA_SOURCE_NAME": t.DatabaseURL.Reveal(),
 	}, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", s.PostgresExporterPort()), "--log.format", "json")
+	pe.stage = 2
 	pe.ports = []int{s.PostgresExporterPort()}
 	pe.ready = httpReady(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.PostgresExporterPort()))
 
@@ -138,6 +147,9 @@ func (s *Stack) components() []component {
 		"--storage.tsdb.path", s.Path("prometheus"),
 		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", s.PrometheusPort()),
 		"--web.enable-lifecycle", "--log.format", "json")
+	// Prometheus starts first: its discovery sends the first targets only
+	// about 5 s after start, which then overlaps with everything else.
+	pr.stage = 0
 	pr.ports = []int{s.PrometheusPort()}
 	pr.ready = httpReady(s.PrometheusURL() + "/-/ready")
 
@@ -146,6 +158,7 @@ func (s *Stack) components() []component {
 	env := s.verifierEnv()
 	env["VERIFIER_CONFIG"] = s.verifierConfigPath()
 	vs := s.proc("verifier", s.bin("verifier"), env, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", s.VerifierPort()), "--interval", "15s")
+	vs.stage = 2
 	vs.ports = []int{s.VerifierPort()}
 	vs.ready = httpReady(s.VerifierURL() + "/metrics")
 	cs = append(cs, re, pe, pr, vs)
@@ -220,6 +233,8 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err := s.writeConfig(); err != nil {
 		return err
 	}
+	// Check every port first, so a busy one is reported before anything starts.
+	var todo []component
 	for _, c := range s.components() {
 		if c.running() {
 			fmt.Fprintf(s.Out, "  %-18s already running\n", c.name)
@@ -235,6 +250,10 @@ func (s *Stack) Up(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 		}
+		todo = append(todo, c)
+	}
+	var mu sync.Mutex
+	return byStage(todo, false, func(c component) error {
 		began := time.Now()
 		if err := c.start(ctx); err != nil {
 			return fmt.Errorf("%s: %w%s", c.name, err, s.tail(c.name))
@@ -244,29 +263,63 @@ func (s *Stack) Up(ctx context.Context) error {
 				return fmt.Errorf("%s did not become ready: %w%s", c.name, err, s.tail(c.name))
 			}
 		}
+		mu.Lock()
 		fmt.Fprintf(s.Out, "  %-18s started (%.1fs)\n", c.name, time.Since(began).Seconds())
+		mu.Unlock()
+		return nil
+	})
+}
+
+// byStage runs f on every component, the components of a stage at once,
+// stage after stage (in reverse when reverse is set). It stops after the
+// first stage with an error.
+func byStage(cs []component, reverse bool, f func(component) error) error {
+	stages := map[int][]component{}
+	var order []int
+	for _, c := range cs {
+		if _, ok := stages[c.stage]; !ok {
+			order = append(order, c.stage)
+		}
+		stages[c.stage] = append(stages[c.stage], c)
+	}
+	sort.Ints(order)
+	if reverse {
+		slices.Reverse(order)
+	}
+	for _, st := range order {
+		var wg sync.WaitGroup
+		errs := make([]error, len(stages[st]))
+		for i, c := range stages[st] {
+			wg.Go(func() { errs[i] = f(c) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// Down stops every process in reverse order; data stays.
+// Down stops every process, stage by stage in reverse; data stays.
 func (s *Stack) Down() error {
+	var mu sync.Mutex
 	var errs []error
-	cs := s.components()
-	for i := len(cs) - 1; i >= 0; i-- {
-		c := cs[i]
+	_ = byStage(s.components(), true, func(c component) error {
+		var err error
 		if c.name == "postgres" {
-			if cl, err := s.cluster(); err == nil && cl.Initialized() {
-				if err := cl.Stop(); err != nil {
-					errs = append(errs, err)
-				}
+			if cl, cerr := s.cluster(); cerr == nil && cl.Initialized() {
+				err = cl.Stop()
 			}
-			continue
+		} else {
+			err = s.Stop(c.name, 20*time.Second)
 		}
-		if err := s.Stop(c.name, 20*time.Second); err != nil {
+		if err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
-	}
+		return nil
+	})
 	for _, name := range s.Tracked() { // anything else a pid file names
 		if err := s.Stop(name, 20*time.Second); err != nil {
 			errs = append(errs, err)

@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { testsupport.Main(m) }
 
 // freeBase finds a port base whose whole span is free.
-func freeBase(t *testing.T) int {
+func freeBase(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(400)*100
@@ -44,14 +44,14 @@ func freeBase(t *testing.T) int {
 
 // devstack runs the real command-line program against a state directory.
 type devstack struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	binDir   string
 	stateDir string
 	base     int
 }
 
-func newDevstack(t *testing.T) *devstack {
+func newDevstack(t testing.TB) *devstack {
 	t.Helper()
 	var binDir string
 	for _, b := range []string{"ac-service", "global-controller", "meeting-controller", "db-migrate", "verifier"} {

@@ -1,0 +1,78 @@
+package localstack_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/pgcluster"
+)
+
+// BenchmarkUp measures `devstack up` to verified-healthy with the binaries
+// built: cold (empty state directory) and warm (state kept, stack down),
+// beside PostgreSQL alone doing initdb and start with the same settings.
+// With -benchtime 1x -count 5 the three interleave, one round per count:
+//
+//	go test -run '^$' -bench BenchmarkUp -benchtime 1x -count 5 ./internal/localstack/
+func BenchmarkUp(b *testing.B) {
+	d := newDevstack(b)
+	b.Run("postgres-initdb-and-start", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			dir := filepath.Join(b.TempDir(), "postgres")
+			port := freeBase(b)
+			b.StartTimer()
+			c, err := pgcluster.New(dir, port, localstack.DatabaseUser)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Init("bench-password", false); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				b.Fatal(err)
+			}
+			url := fmt.Sprintf("postgres://%s:bench-password@127.0.0.1:%d/postgres?sslmode=disable", localstack.DatabaseUser, port)
+			conn, err := pgx.Connect(context.Background(), url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conn.Close(context.Background())
+			b.StopTimer()
+			if err := c.Stop(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			d.mustRun(b, "clean")
+			b.StartTimer()
+			d.mustRun(b, "up")
+			b.StopTimer()
+			d.mustRun(b, "down")
+			b.StartTimer()
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			d.mustRun(b, "up")
+			b.StopTimer()
+			d.mustRun(b, "down")
+			b.StartTimer()
+		}
+	})
+}
+
+func (d *devstack) mustRun(b *testing.B, args ...string) {
+	b.Helper()
+	if out, err := d.run(args...); err != nil {
+		b.Fatalf("devstack %v: %v\n%s", args, err, out)
+	}
+}
