@@ -55,7 +55,7 @@ build: ## Build every binary into bin/
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
 .PHONY: test
-test: lint ## Run vet, staticcheck and every test (starts real Postgres, Redis and the services)
+test: lint validate ## Run vet, staticcheck, the Kubernetes-side validation and every test (real Postgres, Redis, Prometheus and our services)
 	$(GO) test $(GOTESTFLAGS) ./...
 
 .PHONY: lint

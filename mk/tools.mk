@@ -8,7 +8,7 @@
 KIND_VERSION       := v0.33.0
 SKAFFOLD_VERSION   := v2.24.0
 # The Kubernetes version of the Kind node image (kind/kind-config.yaml).
-KUBERNETES_VERSION := v1.37.2
+KUBERNETES_VERSION := v1.37.0
 
 TOOLS_BUILD_DATE := 2026-01-01T00:00:00Z
 
