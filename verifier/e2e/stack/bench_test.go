@@ -14,7 +14,7 @@ type verdictTime struct {
 	slowestID           string
 }
 
-func measure(t *testing.T, s *stack, concurrency string, withProm bool) verdictTime {
+func measure(t testing.TB, s *stack, concurrency string, withProm bool) verdictTime {
 	t.Helper()
 	cfg, want := s.config(30*time.Second), allChecks
 	if !withProm {
@@ -40,19 +40,26 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// timeToVerdict is the benchmark recorded in docs/benchmarks.md: the healthy
-// stack verified in parallel and one check at a time, alternating, in the
-// same test run. Target: the parallel run takes at most 1.3 times its slowest
-// single check.
-func timeToVerdict(t *testing.T, s *stack) {
+// BenchmarkTimeToVerdict is the benchmark recorded in docs/benchmarks.md:
+// the healthy stack verified in parallel and one check at a time,
+// alternating, in the same run. Target: the parallel run takes at most 1.3
+// times its slowest single check. It reports medians; it asserts nothing
+// about speed.
+//
+//	go test -run '^$' -bench TimeToVerdict -benchtime 1x ./verifier/e2e/stack/
+func BenchmarkTimeToVerdict(b *testing.B) {
+	s := startStack(b)
 	const rounds = 3
-	timeToVerdictOf(t, s, rounds, true)
-	// Without Prometheus, whose check waits for a scrape newer than the run,
-	// the times are the checks' own work and the chain of dependencies.
-	timeToVerdictOf(t, s, rounds, false)
+	for b.Loop() {
+		timeToVerdictOf(b, s, rounds, true)
+		// Without Prometheus, whose check waits for a scrape newer than the
+		// run, the times are the checks' own work and the chain of dependencies.
+		timeToVerdictOf(b, s, rounds, false)
+	}
 }
 
-func timeToVerdictOf(t *testing.T, s *stack, rounds int, withProm bool) {
+func timeToVerdictOf(b *testing.B, s *stack, rounds int, withProm bool) {
+	t := b
 	var parTotal, parSlowest, parRatio, serTotal, serSum []float64
 	slowestIDs := map[string]int{}
 	for range rounds {
@@ -69,7 +76,12 @@ func timeToVerdictOf(t *testing.T, s *stack, rounds int, withProm bool) {
 		withProm, rounds, median(parTotal), median(parSlowest), slowestIDs, ratio, median(serTotal), median(serSum), median(serTotal)/median(parTotal))
 	fmt.Printf("BENCH prometheus=%t parallel_total=%v parallel_slowest=%v ratio=%v serial_total=%v serial_sum=%v slowest=%v\n",
 		withProm, parTotal, parSlowest, parRatio, serTotal, serSum, slowestIDs)
-	if withProm && ratio > 1.3 {
-		t.Errorf("the parallel run took %.2f times its slowest check; the target is at most 1.3", ratio)
+	suffix := "-no-prometheus"
+	if withProm {
+		suffix = ""
 	}
+	b.ReportMetric(median(parTotal), "parallel-s"+suffix)
+	b.ReportMetric(median(parSlowest), "slowest-check-s"+suffix)
+	b.ReportMetric(ratio, "ratio"+suffix)
+	b.ReportMetric(median(serTotal), "concurrency1-s"+suffix)
 }
