@@ -12,6 +12,15 @@ KUBERNETES_VERSION := v1.37.0
 
 TOOLS_BUILD_DATE := 2026-01-01T00:00:00Z
 
+# Built tools are also kept outside the checkout, keyed by version, so a fresh
+# clone on the same machine (CI) copies them instead of spending minutes.
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/darktower-tools
+
+# cached(tool,version,build commands): copy bin/<tool> from the cache, or
+# build it and store it there.
+cached = if [ -x $(TOOLS_CACHE)/$(1)-$(2) ]; then cp $(TOOLS_CACHE)/$(1)-$(2) $(BIN)/$(1) && echo "$(1) $(2): from $(TOOLS_CACHE)"; \
+	else $(3) && mkdir -p $(TOOLS_CACHE) && cp $(BIN)/$(1) $(TOOLS_CACHE)/$(1)-$(2).tmp && mv $(TOOLS_CACHE)/$(1)-$(2).tmp $(TOOLS_CACHE)/$(1)-$(2); fi
+
 # tool_stale(tool,version): non-empty when bin/<tool> must be (re)built.
 tool_stale = $(if $(and $(wildcard $(BIN)/$(1)),$(filter $(2),$(shell cat $(BIN)/.$(1).version 2>/dev/null))),,stale)
 tool_force = $(if $(call tool_stale,$(1),$(2)),FORCE-TOOL)
@@ -37,25 +46,25 @@ tools: $(BIN)/kind $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kube-apiserver ## Build
 
 $(BIN)/kind: $(call tool_force,kind,$(KIND_VERSION))
 	@mkdir -p $(BIN)
-	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kind@$(KIND_VERSION)
+	@$(call cached,kind,$(KIND_VERSION),GOBIN=$(BIN) $(GO) install sigs.k8s.io/kind@$(KIND_VERSION))
 	@echo $(KIND_VERSION) > $(BIN)/.kind.version
 
 $(BIN)/skaffold: $(call tool_force,skaffold,$(SKAFFOLD_VERSION))
 	@mkdir -p $(BIN)
-	cd tools/skaffold && $(GO) build -trimpath -ldflags "-s -w \
+	@$(call cached,skaffold,$(SKAFFOLD_VERSION),cd tools/skaffold && $(GO) build -trimpath -ldflags "-s -w \
 		-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$(SKAFFOLD_VERSION) \
 		-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.buildDate=$(TOOLS_BUILD_DATE)" \
-		-o $(BIN)/skaffold github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold
+		-o $(BIN)/skaffold github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold)
 	@echo $(SKAFFOLD_VERSION) > $(BIN)/.skaffold.version
 
 $(BIN)/kubectl: $(call tool_force,kubectl,$(KUBERNETES_VERSION))
 	@mkdir -p $(BIN)
-	cd tools/kubectl && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
-		-o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+	@$(call cached,kubectl,$(KUBERNETES_VERSION),cd tools/kubectl && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
+		-o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl)
 	@echo $(KUBERNETES_VERSION) > $(BIN)/.kubectl.version
 
 $(BIN)/kube-apiserver: $(call tool_force,kube-apiserver,$(KUBERNETES_VERSION))
 	@mkdir -p $(BIN)
-	cd tools/kube-apiserver && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
-		-o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	@$(call cached,kube-apiserver,$(KUBERNETES_VERSION),cd tools/kube-apiserver && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
+		-o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver)
 	@echo $(KUBERNETES_VERSION) > $(BIN)/.kube-apiserver.version
