@@ -125,12 +125,12 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 		"postgres":           "postgres-0/postgres-exporter " + pgExp.Addr,
 		"verifier":           "verifier-84-a/verifier " + addr(verifierPort),
 	}
-	eventually(t, 60*time.Second, "every job has exactly its one target up", func() error {
+	testsupport.Eventually(t, 60*time.Second, "every job has exactly its one target up", func() error {
 		return checkTargets(promURL, wantTargets)
 	})
 
 	// The verifier's own prometheus.targets check against this Prometheus.
-	eventually(t, 60*time.Second, "verifier check prometheus.targets passes", func() error {
+	testsupport.Eventually(t, 60*time.Second, "verifier check prometheus.targets passes", func() error {
 		v, err := scrapeValue(verifierMetrics, "verifier_check_up", "check", "prometheus.targets")
 		if err != nil {
 			return err
@@ -142,12 +142,12 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	})
 
 	// Rules: all evaluated without error; nothing pending on a healthy stack.
-	eventually(t, 30*time.Second, "every rule evaluated without error", func() error {
+	testsupport.Eventually(t, 30*time.Second, "every rule evaluated without error", func() error {
 		return checkRules(promURL)
 	})
 	// A scrape that times out on a loaded machine makes a Down alert pending
 	// for a moment (it fires only after a minute); the steady state is quiet.
-	eventually(t, 20*time.Second, "no alert pending or firing on a healthy stack (verifier checks aside)", func() error {
+	testsupport.Eventually(t, 20*time.Second, "no alert pending or firing on a healthy stack (verifier checks aside)", func() error {
 		active, err := activeAlerts(promURL)
 		if err != nil {
 			return err
@@ -297,7 +297,7 @@ func driveTraffic(t *testing.T, st *services) {
 	}
 	mustGet(t, ac+auth.JWKSPath, "", http.StatusOK)
 	mustGet(t, st.topo.GCHTTPURL(0)+"/api/v1/meeting-controllers", tok.AccessToken, http.StatusOK)
-	eventually(t, 30*time.Second, "a meeting join is assigned", func() error {
+	testsupport.Eventually(t, 30*time.Second, "a meeting join is assigned", func() error {
 		resp, err := http.Post(st.topo.GCHTTPURL(0)+"/api/v1/meetings/obs-check/join", "application/json", nil)
 		if err != nil {
 			return err
@@ -360,7 +360,7 @@ prometheus: {url: %q, jobs: [%s]}
 			"VERIFIER_CLIENT_SECRET": st.topo.Secrets.VerifierClientSecret.Reveal(),
 		})
 	u := "http://" + listen + "/metrics"
-	eventually(t, 60*time.Second, "the verifier finished a run", func() error {
+	testsupport.Eventually(t, 60*time.Second, "the verifier finished a run", func() error {
 		names, err := exportedNames(u)
 		if err != nil {
 			return err
@@ -418,7 +418,7 @@ func startExporterFromPatch(t *testing.T, patch, bin string, secrets map[string]
 		t.Fatalf("%s: %v\n%s", e.Name, err, e.Logs())
 	}
 	up := map[string]string{"redis-exporter": "redis_up", "postgres-exporter": "pg_up"}[e.Name]
-	eventually(t, 20*time.Second, e.Name+" reaches its server with the Secret's password", func() error {
+	testsupport.Eventually(t, 20*time.Second, e.Name+" reaches its server with the Secret's password", func() error {
 		v, err := scrapeValue("http://"+listen+"/metrics", up, "", "")
 		if err != nil {
 			return err
@@ -633,18 +633,4 @@ func activeAlerts(base string) ([]string, error) {
 		out = append(out, fmt.Sprintf("%s(%s) %v", a.Labels["alertname"], a.State, a.Labels))
 	}
 	return out, nil
-}
-
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
 }

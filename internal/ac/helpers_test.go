@@ -1,12 +1,10 @@
 package ac
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,6 @@ import (
 	"github.com/darktower/devstack/internal/secret"
 	"github.com/darktower/devstack/internal/testsupport"
 )
-
-// syncBuffer is a log sink the handler goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newSeed(t *testing.T) []byte {
 	t.Helper()
@@ -84,13 +64,13 @@ type acServer struct {
 	svc    *Service
 	signer *auth.Signer
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testsupport.Buffer
 	url    string
 }
 
 func startAC(t *testing.T, pool *pgxpool.Pool, seed []byte, clients []Client) *acServer {
 	t.Helper()
-	a := &acServer{signer: newSigner(t, seed), reg: metrics.NewRegistry(), logs: &syncBuffer{}}
+	a := &acServer{signer: newSigner(t, seed), reg: metrics.NewRegistry(), logs: &testsupport.Buffer{}}
 	svc, err := New(Options{Pool: pool, Signer: a.signer, TokenTTL: time.Hour, Log: logging.NewTo(a.logs, "ac-service", "debug"), Registry: a.reg})
 	if err != nil {
 		t.Fatal(err)

@@ -180,20 +180,6 @@ func (s *stack) list(ctx context.Context, i int) ([]*internalv1.MeetingControlle
 	return resp.Controllers, nil
 }
 
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
-}
-
 func httpGetJSON(url, bearer string, out any) (int, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if bearer != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/localstack"
 	"github.com/darktower/devstack/internal/mc"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 func withBearer(ctx context.Context, tok string) context.Context {
@@ -66,7 +67,7 @@ func TestControlPlane(t *testing.T) {
 		registered := time.Now() // every MC's /health/ready said registered before this
 		// Two heartbeat intervals, plus one second for scheduling on a loaded 2-core machine.
 		for gc := range s.gc {
-			eventually(t, 2*beat+time.Second, fmt.Sprintf("GC %d lists both MCs HEALTHY", gc), func() error {
+			testsupport.Eventually(t, 2*beat+time.Second, fmt.Sprintf("GC %d lists both MCs HEALTHY", gc), func() error {
 				return s.allHealthy(ctx, gc, registered.Add(-2*beat), ids...)
 			})
 		}
@@ -196,7 +197,7 @@ func TestControlPlane(t *testing.T) {
 		s.gc[0].Start()
 		restarted := time.Now()
 		s.waitReady(s.topo.GCHTTPURL(0)+"/ready", s.gc[0])
-		eventually(t, 15*time.Second, "MCs fresh again after GC restart", func() error {
+		testsupport.Eventually(t, 15*time.Second, "MCs fresh again after GC restart", func() error {
 			return s.allHealthy(ctx, 0, restarted, ids...)
 		})
 		s.waitReady(s.topo.MCHealthURL(0)+"/health/ready", s.mc[0])
@@ -214,7 +215,7 @@ func TestControlPlane(t *testing.T) {
 		for gc := range s.gc {
 			s.waitReady(s.topo.GCHTTPURL(gc)+"/ready", s.gc[gc])
 		}
-		eventually(t, 20*time.Second, "MCs heartbeating into the restarted database", func() error {
+		testsupport.Eventually(t, 20*time.Second, "MCs heartbeating into the restarted database", func() error {
 			return s.allHealthy(ctx, 1, back, ids...)
 		})
 	})
@@ -246,7 +247,7 @@ func TestControlPlane(t *testing.T) {
 		if err != nil || !ok || h != internalv1.HealthStatus_HEALTH_STATUS_DRAINING {
 			t.Fatalf("right after the drain GC lists %s as %v (present %v, err %v), want DRAINING", id, h, ok, err)
 		}
-		eventually(t, time.Duration(tuning.StalenessThresholdSeconds)*time.Second+5*time.Second, id+" removed by the sweeper", func() error {
+		testsupport.Eventually(t, time.Duration(tuning.StalenessThresholdSeconds)*time.Second+5*time.Second, id+" removed by the sweeper", func() error {
 			h, ok, err := health()
 			if err != nil {
 				return err
@@ -264,7 +265,7 @@ func TestControlPlane(t *testing.T) {
 		s.mc[1].Kill()
 		killed := time.Now()
 		var became time.Time
-		eventually(t, threshold+10*time.Second, id+" UNHEALTHY", func() error {
+		testsupport.Eventually(t, threshold+10*time.Second, id+" UNHEALTHY", func() error {
 			cs, err := s.list(ctx, 0)
 			if err != nil {
 				return err

@@ -1,7 +1,6 @@
 package gc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +35,7 @@ type gcEnv struct {
 	app      *App
 	grpcAddr string
 	httpURL  string
-	logs     *lockedBuffer
+	logs     *testsupport.Buffer
 }
 
 // migratedPostgres starts Postgres and applies the embedded schema.
@@ -83,7 +81,7 @@ func tokenEndpoint(t testing.TB, iss *testsupport.Issuer) string {
 // startGC runs a GC replica against pg until the test ends.
 func startGC(t testing.TB, pg *testsupport.Postgres, mutate func(*Config)) *gcEnv {
 	t.Helper()
-	e := &gcEnv{pg: pg, iss: testsupport.NewIssuer(t), logs: &lockedBuffer{}}
+	e := &gcEnv{pg: pg, iss: testsupport.NewIssuer(t), logs: &testsupport.Buffer{}}
 	e.cfg = Config{
 		DatabaseURL:   secret.New(pg.URL()),
 		ClientID:      gcClientID,
@@ -223,21 +221,4 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -428,11 +428,7 @@ func httpReady(url string) func(context.Context) error {
 	}
 }
 
-type permanentError struct{ error }
-
-func permanent(err error) error { return permanentError{err} }
-
-// waitFor polls f until it succeeds, fails permanently, or timeout passes.
+// waitFor polls f until it succeeds or timeout passes.
 func waitFor(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -440,10 +436,6 @@ func waitFor(ctx context.Context, timeout time.Duration, f func(context.Context)
 		err := f(ctx)
 		if err == nil {
 			return nil
-		}
-		var p permanentError
-		if errors.As(err, &p) {
-			return p.error
 		}
 		select {
 		case <-ctx.Done():

@@ -101,7 +101,7 @@ type runningMC struct {
 	env    map[string]string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testsupport.Buffer
 }
 
 func (st *stack) startMC(t *testing.T, id string, change func(map[string]string)) *runningMC {
@@ -115,7 +115,7 @@ func (st *stack) startMC(t *testing.T, id string, change func(map[string]string)
 		t.Fatalf("LoadConfig: %v", err)
 	}
 	cfg.RegisterBackoffMin, cfg.RegisterBackoffMax, cfg.RPCTimeout = 50*time.Millisecond, 400*time.Millisecond, 2*time.Second
-	logs := &syncBuffer{}
+	logs := &testsupport.Buffer{}
 	srv, err := mc.New(cfg, logging.NewTo(logs, "meeting-controller", "debug"))
 	if err != nil {
 		t.Fatalf("mc.New: %v", err)
@@ -463,21 +463,4 @@ func metric(t *testing.T, u, name string, labels ...string) float64 {
 		}
 	}
 	return -1
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

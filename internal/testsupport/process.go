@@ -1,7 +1,6 @@
 package testsupport
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,7 +75,7 @@ type Process struct {
 	t    testing.TB
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	logs bytes.Buffer
+	logs Buffer
 	done chan struct{}
 	code int
 }
@@ -109,8 +108,7 @@ func (p *Process) Start() {
 	for _, k := range keys {
 		cmd.Env = append(cmd.Env, k+"="+p.Env[k])
 	}
-	w := &lockedWriter{mu: &p.mu, b: &p.logs}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.Name, err)
 	}
@@ -183,18 +181,5 @@ func (p *Process) Kill() {
 
 // Logs returns everything the process wrote to stdout and stderr.
 func (p *Process) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.logs.String()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(b)
 }

@@ -1,7 +1,6 @@
 package testsupport
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,7 +27,7 @@ type External struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	logs bytes.Buffer
+	logs Buffer
 	done chan struct{}
 }
 
@@ -55,8 +54,7 @@ func (e *External) Start() {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, e.args...)
 	cmd.Env = e.env
-	w := &lockedWriter{mu: &e.mu, b: &e.logs}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = &e.logs, &e.logs
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start %s (%s): %v", e.Name, e.bin, err)
 	}
@@ -96,8 +94,6 @@ func (e *External) Signal(sig syscall.Signal) {
 
 // Logs is everything the server wrote.
 func (e *External) Logs() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	return e.logs.String()
 }
 
