@@ -18,12 +18,16 @@ import (
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // Finding is a failure a probe recognised itself (AOF off, a stale MC...).
+// Vars fill placeholders of its next command that only the probe knows
+// (the namespace, workload, pod and container of a Kubernetes finding).
 type Finding struct {
 	Class string
 	Msg   string
+	Vars  map[string]string
 }
 
 func (f *Finding) Error() string { return f.Msg }
@@ -32,6 +36,28 @@ func (f *Finding) Error() string { return f.Msg }
 func Failf(class, format string, a ...any) error {
 	return &Finding{Class: class, Msg: fmt.Sprintf(format, a...)}
 }
+
+// FailVars reports a finding of class with placeholders for its next command.
+func FailVars(class string, vars map[string]string, format string, a ...any) error {
+	return &Finding{Class: class, Msg: fmt.Sprintf(format, a...), Vars: vars}
+}
+
+// WithVars attaches next-command placeholders to an error some library
+// returned (a Kubernetes API error names no namespace the command could use).
+func WithVars(err error, vars map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	return &varsError{err: err, vars: vars}
+}
+
+type varsError struct {
+	err  error
+	vars map[string]string
+}
+
+func (e *varsError) Error() string { return e.err.Error() }
+func (e *varsError) Unwrap() error { return e.err }
 
 // TargetError says which target of a check an error came from.
 type TargetError struct {
@@ -111,6 +137,9 @@ func classID(err error) string {
 		}
 		return "postgres.error"
 	}
+	if id := kubeClass(err); id != "" {
+		return id
+	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
@@ -178,6 +207,25 @@ func classID(err error) string {
 	return "unknown"
 }
 
+// kubeClass recognises an answer of the Kubernetes API.
+func kubeClass(err error) string {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return ""
+	}
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return "k8s.unauthorized"
+	case apierrors.IsForbidden(err):
+		return "k8s.forbidden"
+	case apierrors.IsNotFound(err):
+		return "k8s.not-found"
+	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err):
+		return "k8s.api-busy"
+	}
+	return "k8s.api-error"
+}
+
 // ScrapeClass classifies a Prometheus target's lastError.
 func ScrapeClass(lastError string) string {
 	switch {
@@ -207,6 +255,22 @@ func fill(next string, err error, info Info) string {
 	for k, v := range info.Vars {
 		pairs = append(pairs, "{"+k+"}", v)
 	}
+	// Prepended: strings.Replacer prefers the earliest pair, so the values
+	// of the failure itself win over the check's.
+	var own []string
+	var f *Finding
+	if errors.As(err, &f) {
+		for k, v := range f.Vars {
+			own = append(own, "{"+k+"}", v)
+		}
+	}
+	var ve *varsError
+	if errors.As(err, &ve) {
+		for k, v := range ve.vars {
+			own = append(own, "{"+k+"}", v)
+		}
+	}
+	pairs = append(own, pairs...)
 	return strings.NewReplacer(pairs...).Replace(next)
 }
 

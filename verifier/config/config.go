@@ -25,6 +25,9 @@ const (
 	MCWebTransport    = "mc.webtransport"
 	PromReady         = "prometheus.ready"
 	PromTargets       = "prometheus.targets"
+	K8sWorkloads      = "kubernetes.workloads"
+	K8sMigration      = "kubernetes.migration"
+	K8sNetworkPolicy  = "kubernetes.networkpolicy"
 )
 
 // Defaults for settings the file leaves out.
@@ -34,6 +37,8 @@ const (
 	DefaultBackoffInitial     = 200 * time.Millisecond
 	DefaultBackoffMax         = 5 * time.Second
 	DefaultHeartbeatThreshold = 30 * time.Second
+	DefaultNamespace          = "dark-tower"
+	DefaultDialTimeout        = 2 * time.Second
 )
 
 // Config is one verifier configuration file.
@@ -50,6 +55,7 @@ type Config struct {
 	GC          *GC                 `yaml:"gc"`
 	MC          *MC                 `yaml:"mc"`
 	Prometheus  *Prometheus         `yaml:"prometheus"`
+	Kubernetes  *Kubernetes         `yaml:"kubernetes"`
 
 	// Path is the file the configuration came from.
 	Path string `yaml:"-"`
@@ -104,6 +110,50 @@ type Prometheus struct {
 type Job struct {
 	Name       string `yaml:"name"`
 	MinTargets int    `yaml:"min_targets"`
+}
+
+// Kubernetes is the cluster the stack runs in (mode cluster): the workloads
+// that must be ready, the migration Job, and the NetworkPolicy probes.
+type Kubernetes struct {
+	// Kubeconfig and Context reach the API from the host; without them the
+	// verifier uses its pod's ServiceAccount (rest.InClusterConfig).
+	Kubeconfig    string               `yaml:"kubeconfig"`
+	Context       string               `yaml:"context"`
+	Namespace     string               `yaml:"namespace"`
+	Workloads     map[string]Workloads `yaml:"workloads"`
+	MigrationJob  string               `yaml:"migration_job"`
+	NetworkPolicy *NetworkPolicy       `yaml:"network_policy"`
+}
+
+// Workloads are the controllers of one namespace that must be ready.
+type Workloads struct {
+	Deployments  []string `yaml:"deployments"`
+	StatefulSets []string `yaml:"statefulsets"`
+	DaemonSets   []string `yaml:"daemonsets"`
+}
+
+// NetworkPolicy lists ports the verifier's pod must reach (allow) and ports
+// it must not (deny), each on the pods a label selector picks.
+type NetworkPolicy struct {
+	DialTimeout Duration  `yaml:"dial_timeout"`
+	Allow       []PodPort `yaml:"allow"`
+	Deny        []PodPort `yaml:"deny"`
+}
+
+// PodPort is a TCP port of the pods Pods selects, served by Container (which
+// must be ready, so that the port is known to listen).
+type PodPort struct {
+	Pods      string `yaml:"pods"`
+	Container string `yaml:"container"`
+	Port      int    `yaml:"port"`
+}
+
+// Dial is how long a connection attempt may take.
+func (n *NetworkPolicy) Dial() time.Duration {
+	if n.DialTimeout > 0 {
+		return n.DialTimeout.D()
+	}
+	return DefaultDialTimeout
 }
 
 // Credential is a reference to a secret: an environment variable or a file.

@@ -348,11 +348,30 @@ func (l *loader) resolve(cfg *Config, doc *yaml.Node) {
 	if cfg.AC != nil {
 		one(&cfg.AC.ClientSecret, "ac", "client_secret")
 	}
+	if k := cfg.Kubernetes; k != nil && k.Kubeconfig != "" {
+		if _, err := os.Stat(k.Kubeconfig); err != nil {
+			l.add(line(doc, "kubernetes", "kubeconfig"), "kubernetes.kubeconfig: cannot read %s: %v", k.Kubeconfig, errors.Unwrap(err))
+		}
+	}
+}
+
+func line(doc *yaml.Node, path ...string) int {
+	k, v := nodeAt(doc, path)
+	if k != nil {
+		return k.Line
+	}
+	if v != nil {
+		return v.Line
+	}
+	return 0
 }
 
 func applyDefaults(cfg *Config) {
 	if cfg.Mode == "" {
 		cfg.Mode = "local"
+	}
+	if k := cfg.Kubernetes; k != nil && k.Namespace == "" {
+		k.Namespace = DefaultNamespace
 	}
 	if cfg.Deadline == 0 {
 		cfg.Deadline = Duration(DefaultDeadline)

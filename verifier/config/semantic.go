@@ -18,6 +18,7 @@ var AllChecks = []string{
 	GCHealth, GCAuth, GCRegistration,
 	MCReady, MCWebTransport,
 	PromReady, PromTargets,
+	K8sWorkloads, K8sMigration, K8sNetworkPolicy,
 }
 
 // semantic checks what the schema cannot express: how sections depend on
@@ -50,6 +51,24 @@ func (l *loader) semantic(cfg *Config, doc *yaml.Node) {
 		}
 		if len(m.HealthURLs) == 0 && m.HealthPort == 0 {
 			l.add(line("mc"), "mc: set health_urls (each MC's health listener) or health_port (derived from the registry's hosts)")
+		}
+	}
+	if k := cfg.Kubernetes; k != nil {
+		if cfg.Mode != "cluster" {
+			l.add(line("kubernetes"), "kubernetes: the cluster checks need 'mode: cluster' (got %q)", cfg.Mode)
+		}
+		if len(k.Workloads) == 0 && k.MigrationJob == "" && k.NetworkPolicy == nil {
+			l.add(line("kubernetes"), "kubernetes: set workloads, migration_job or network_policy; otherwise no check uses the section")
+		}
+		if np := k.NetworkPolicy; np != nil {
+			if k.Kubeconfig != "" {
+				// From the host a dropped connection proves nothing about the
+				// pod network; the deny path must start in the verifier's pod.
+				l.add(line("kubernetes", "network_policy"), "kubernetes.network_policy: runs only inside the cluster (the verifier's pod dials the pods); remove it or kubernetes.kubeconfig")
+			}
+			if len(np.Allow) == 0 || len(np.Deny) == 0 {
+				l.add(line("kubernetes", "network_policy"), "kubernetes.network_policy: needs at least one allow port (so an outage is not taken for enforcement) and one deny port")
+			}
 		}
 	}
 	if p := cfg.Prometheus; p != nil {
