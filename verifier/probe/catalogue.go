@@ -2,6 +2,7 @@ package probe
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/darktower/devstack/verifier/config"
@@ -34,6 +35,9 @@ var kinds = map[string]Func{
 	config.MCWebTransport:    mcWebTransport,
 	config.PromReady:         prometheusReady,
 	config.PromTargets:       prometheusTargets,
+	config.K8sWorkloads:      kubernetesWorkloads,
+	config.K8sMigration:      kubernetesMigration,
+	config.K8sNetworkPolicy:  kubernetesNetworkPolicy,
 }
 
 // Checks builds the checks the configuration asks for, in dependency order.
@@ -88,5 +92,57 @@ func Checks(cfg *config.Config) []Check {
 		add(config.PromReady, nil, tg, nil)
 		add(config.PromTargets, []string{config.PromReady}, tg, nil)
 	}
+	if k := cfg.Kubernetes; k != nil {
+		// Independent of each other and of the service checks: each reads
+		// the API for itself, and a workload that is not ready is explained
+		// by kubernetes.workloads while the service checks say what it breaks.
+		v := map[string]string{"ns": k.Namespace}
+		if ws := expectedWorkloads(k); len(ws) > 0 {
+			tg := make([]string, len(ws))
+			for i, w := range ws {
+				tg[i] = w.String()
+			}
+			add(config.K8sWorkloads, nil, tg, v)
+		}
+		if k.MigrationJob != "" {
+			add(config.K8sMigration, nil, []string{k.Namespace + "/job/" + k.MigrationJob}, v)
+		}
+		if np := k.NetworkPolicy; np != nil {
+			var tg []string
+			for _, pp := range np.Allow {
+				tg = append(tg, "allow "+pp.Pods+" :"+strconv.Itoa(pp.Port))
+			}
+			for _, pp := range np.Deny {
+				tg = append(tg, "deny "+pp.Pods+" :"+strconv.Itoa(pp.Port))
+			}
+			add(config.K8sNetworkPolicy, nil, tg, v)
+		}
+	}
+	if cfg.Mode == "cluster" {
+		for i := range out {
+			out[i].Probe = withDNS(out[i].Probe, serviceNames(cfg, out[i].ID))
+		}
+	}
 	return out
+}
+
+// serviceNames are the DNS names a check's probe connects to. MC health
+// listeners and WebTransport endpoints are the pod addresses MCs register,
+// one per replica, so they have none.
+func serviceNames(cfg *config.Config, id string) []string {
+	switch {
+	case strings.HasPrefix(id, "redis."):
+		return dnsNames(cfg.Redis.Address)
+	case strings.HasPrefix(id, "postgres."):
+		return dnsNames(cfg.Postgres.URL.Value.Reveal())
+	case strings.HasPrefix(id, "ac."):
+		return dnsNames(cfg.AC.URLs...)
+	case strings.HasPrefix(id, "gc."):
+		return dnsNames(cfg.GC.GRPCAddresses...)
+	case strings.HasPrefix(id, "prometheus."):
+		return dnsNames(cfg.Prometheus.URL)
+	case id == config.MCReady:
+		return dnsNames(cfg.MC.HealthURLs...)
+	}
+	return nil
 }

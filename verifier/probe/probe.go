@@ -1,5 +1,6 @@
 // Package probe holds one file per kind of probe (redis.go, postgres.go,
-// ac.go, grpc.go, mc.go, prometheus.go), all behind one signature, and the
+// ac.go, grpc.go, mc.go, prometheus.go, and for the cluster kubernetes.go,
+// migration.go, netpol.go), all behind one signature, and the
 // catalogue that builds the set of checks from the configuration.
 //
 // A probe makes one attempt and reports what it saw; retrying, deadlines and
@@ -13,6 +14,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/secret"
@@ -55,6 +58,7 @@ type Run struct {
 	token       secret.Value
 	controllers []*internalv1.MeetingController
 	secrets     []secret.Value
+	kube        kubernetes.Interface
 }
 
 // NewRun starts the shared state of a run.
