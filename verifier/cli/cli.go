@@ -138,7 +138,7 @@ func command(ctx context.Context, cmd string, args []string, stdio IO) int {
 		return runner.ExitUsage
 	}
 	if len(checks) == 0 {
-		fmt.Fprintf(stdio.Stderr, "verifier %s: %s configures no checks; add a redis, postgres, ac, gc, mc or prometheus section\n", cmd, f.config)
+		fmt.Fprintf(stdio.Stderr, "verifier %s: %s configures no checks; add a redis, postgres, ac, gc, mc, prometheus or kubernetes section\n", cmd, f.config)
 		return runner.ExitUsage
 	}
 	if f.concurrency >= 0 {
@@ -223,7 +223,7 @@ func printPlan(w io.Writer, cfg *config.Config, levels [][]probe.Check) {
 			if len(c.Deps) > 0 {
 				after = "  after " + strings.Join(c.Deps, ", ")
 			}
-			fmt.Fprintf(w, "  %-20s timeout %-5s %s%s\n", c.ID, c.Timeout, strings.Join(c.Targets, ", "), after)
+			fmt.Fprintf(w, "  %-24s timeout %-5s %s%s\n", c.ID, c.Timeout, strings.Join(c.Targets, ", "), after)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func TestUsageAndLint(t *testing.T) {
 		}
 	}
 	code, out, _ := run(t, nil, false, "plan", "--config", ex)
-	if code != 0 || !strings.Contains(out, "wave 4 (in parallel):") || !strings.Contains(out, "gc.registration      timeout 5s") {
+	if code != 0 || !strings.Contains(out, "wave 4 (in parallel):") || !strings.Contains(out, "gc.registration          timeout 5s") {
 		t.Fatalf("plan: %d\n%s", code, out)
 	}
 	if code, out, _ := run(t, nil, false, "schema"); code != 0 || !strings.Contains(out, `"$schema"`) {

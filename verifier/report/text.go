@@ -113,11 +113,11 @@ func (t *Text) line(c runner.CheckResult) string {
 	dur := c.Duration.Round(time.Millisecond).String()
 	switch c.Status {
 	case runner.Pass:
-		return fmt.Sprintf("%s %-20s %8s  %s", t.paint(green, "PASS   "), c.ID, dur, c.Evidence)
+		return fmt.Sprintf("%s %-24s %8s  %s", t.paint(green, "PASS   "), c.ID, dur, c.Evidence)
 	case runner.Fail:
-		return fmt.Sprintf("%s %-20s %8s  %s (%d attempt%s)", t.paint(red, "FAIL   "), c.ID, dur, c.Class.ID, c.Attempts, plural(c.Attempts))
+		return fmt.Sprintf("%s %-24s %8s  %s (%d attempt%s)", t.paint(red, "FAIL   "), c.ID, dur, c.Class.ID, c.Attempts, plural(c.Attempts))
 	default:
-		return fmt.Sprintf("%s %-20s %8s  blocked by %s", t.paint(yellow, "BLOCKED"), c.ID, "", c.BlockedBy)
+		return fmt.Sprintf("%s %-24s %8s  blocked by %s", t.paint(yellow, "BLOCKED"), c.ID, "", c.BlockedBy)
 	}
 }
 
