@@ -55,7 +55,7 @@ build: ## Build every binary into bin/
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
 .PHONY: test
-test: lint validate ## Run vet, staticcheck, the Kubernetes-side validation and every test (real Postgres, Redis, Prometheus and our services)
+test: lint proto-check validate ## Run vet, staticcheck, the Kubernetes-side validation and every test (real Postgres, Redis, Prometheus and our services)
 	$(GO) test $(GOTESTFLAGS) ./...
 
 .PHONY: lint
@@ -66,7 +66,10 @@ lint: $(BIN)/staticcheck ## gofmt, go vet and staticcheck
 
 .PHONY: bench
 bench: ## Run the benchmarks recorded in docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/auth/ ./internal/gc/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/auth/
+	$(GO) test -run '^$$' -bench Heartbeat -benchtime 5s -count 3 ./internal/gc/
+	$(GO) test -run '^$$' -bench TimeToVerdict -benchtime 1x ./verifier/e2e/stack/
+	$(GO) test -run '^$$' -bench BenchmarkUp -benchtime 1x -count 5 ./internal/localstack/
 
 .PHONY: proto
 proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Lint the protos and regenerate gen/ with pinned tools
