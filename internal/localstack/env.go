@@ -37,15 +37,10 @@ type Secrets struct {
 
 // NewSecrets generates a fresh set.
 func NewSecrets() (Secrets, error) {
-	b := func(n int) ([]byte, error) {
-		p := make([]byte, n)
-		_, err := rand.Read(p)
-		return p, err
-	}
 	var vals [5][]byte
 	for i := range vals {
-		var err error
-		if vals[i], err = b(32); err != nil {
+		vals[i] = make([]byte, 32)
+		if _, err := rand.Read(vals[i]); err != nil {
 			return Secrets{}, err
 		}
 	}
@@ -56,6 +51,15 @@ func NewSecrets() (Secrets, error) {
 		MCClientSecret:       secret.New(hex.EncodeToString(vals[3])),
 		VerifierClientSecret: secret.New(hex.EncodeToString(vals[4])),
 	}, nil
+}
+
+// randomHex is n random bytes in hex, for passwords.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // GCPorts are one GC's listeners.

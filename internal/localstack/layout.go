@@ -117,13 +117,17 @@ func (l Layout) LoadOrCreateSecrets() (StoredSecrets, error) {
 	if err != nil {
 		return st, err
 	}
-	more, err := NewSecrets() // two more random values for the datastores
+	pgPassword, err := randomHex(32)
+	if err != nil {
+		return st, err
+	}
+	redisPassword, err := randomHex(32)
 	if err != nil {
 		return st, err
 	}
 	st = StoredSecrets{
-		PostgresPassword:     more.GCClientSecret.Reveal(),
-		RedisPassword:        more.MCClientSecret.Reveal(),
+		PostgresPassword:     pgPassword,
+		RedisPassword:        redisPassword,
 		SigningKey:           gen.SigningKey.Reveal(),
 		BindingSecret:        gen.BindingSecret.Reveal(),
 		GCClientSecret:       gen.GCClientSecret.Reveal(),
