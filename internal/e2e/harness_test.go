@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -223,20 +222,6 @@ func realSigner(t *testing.T, b64 string) *auth.Signer {
 	t.Helper()
 	seed, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := auth.NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// randomSigner has a key no AC knows.
-func randomSigner(t *testing.T) *auth.Signer {
-	t.Helper()
-	seed := make([]byte, 32)
-	if _, err := rand.Read(seed); err != nil {
 		t.Fatal(err)
 	}
 	s, err := auth.NewSigner(seed)

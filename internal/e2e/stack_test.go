@@ -107,7 +107,7 @@ func TestControlPlane(t *testing.T) {
 		signer := realSigner(t, s.topo.Secrets.SigningKey.Reveal())
 		expired, _, _ := signer.Sign(localstack.MCClientID, auth.ScopeWriteGC, auth.ServiceMeetingController, -time.Minute)
 		expectCode("expired token", withBearer(ctx, expired), codes.Unauthenticated)
-		rogue := randomSigner(t)
+		rogue := testsupport.NewIssuer(t).Signer
 		forged, _, _ := rogue.Sign(localstack.MCClientID, auth.ScopeWriteGC, auth.ServiceMeetingController, time.Hour)
 		expectCode("token from an unknown key", withBearer(ctx, forged), codes.Unauthenticated)
 
@@ -206,7 +206,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("Postgres restart: GC readiness follows, registration resumes", func(t *testing.T) {
 		s.pg.Stop()
 		for gc := range s.gc {
-			if err := waitStatus(s.topo.GCHTTPURL(gc)+"/ready", http.StatusServiceUnavailable, 15*time.Second); err != nil {
+			if err := testsupport.WaitHTTP(s.topo.GCHTTPURL(gc)+"/ready", http.StatusServiceUnavailable, 15*time.Second); err != nil {
 				t.Fatalf("GC %d /ready with Postgres down: %v", gc, err)
 			}
 		}
@@ -286,23 +286,4 @@ func TestControlPlane(t *testing.T) {
 			t.Errorf("marked UNHEALTHY %v after the kill, before the %v threshold", early, threshold)
 		}
 	})
-}
-
-func waitStatus(u string, want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s: want %d, last %s", u, want, last)
 }
