@@ -22,7 +22,6 @@ import (
 	"github.com/darktower/devstack/infra/observability"
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/localstack"
-	"github.com/darktower/devstack/internal/secret"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -236,26 +235,8 @@ var tuning = localstack.Tuning{
 
 func startServices(t *testing.T, pg *testsupport.Postgres, rd *testsupport.Redis) *services {
 	t.Helper()
-	secrets, err := localstack.NewSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := &localstack.Topology{
-		Host: "127.0.0.1", Region: "local",
-		DatabaseURL: secret.New(pg.URL()), RedisURL: secret.New(rd.URL()),
-		ClientsFile: filepath.Join(t.TempDir(), "clients.yaml"),
-		Secrets:     secrets, Tuning: tuning,
-		AC: []int{testsupport.FreePort(t)},
-		GC: []localstack.GCPorts{{HTTP: testsupport.FreePort(t), GRPC: testsupport.FreePort(t)}},
-		MC: []localstack.MCPorts{{GRPC: testsupport.FreePort(t), Health: testsupport.FreePort(t), WebTransport: testsupport.FreeUDPPort(t)}},
-	}
-	if err := localstack.WriteClientsFile(topo.ClientsFile, secrets); err != nil {
-		t.Fatal(err)
-	}
-	mig := testsupport.StartProcess(t, "db-migrate", testsupport.Binary(t, "db-migrate"), topo.MigrateEnv())
-	if code, err := mig.Wait(60 * time.Second); err != nil || code != 0 {
-		t.Fatalf("db-migrate: exit %d, %v\n%s", code, err, mig.Logs())
-	}
+	topo := testsupport.Topology(t, pg, rd, 1, tuning)
+	testsupport.Migrate(t, topo)
 	ac := testsupport.StartProcess(t, "ac", testsupport.Binary(t, "ac-service"), topo.ACEnv(0))
 	gc := testsupport.StartProcess(t, "gc", testsupport.Binary(t, "global-controller"), topo.GCEnv(0))
 	mc := testsupport.StartProcess(t, "mc", testsupport.Binary(t, "meeting-controller"), topo.MCEnv(0))

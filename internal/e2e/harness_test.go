@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,35 +50,11 @@ func startStack(t *testing.T) *stack {
 	t.Helper()
 	pg := testsupport.StartPostgres(t)
 	rd := testsupport.StartRedis(t)
-	secrets, err := localstack.NewSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	topo := &localstack.Topology{
-		Host:        "127.0.0.1",
-		Region:      "local",
-		DatabaseURL: secret.New(pg.URL()),
-		RedisURL:    secret.New(rd.URL()),
-		ClientsFile: filepath.Join(dir, "clients.yaml"),
-		Secrets:     secrets,
-		Tuning:      tuning,
-	}
-	for range 2 {
-		topo.AC = append(topo.AC, testsupport.FreePort(t))
-		topo.GC = append(topo.GC, localstack.GCPorts{HTTP: testsupport.FreePort(t), GRPC: testsupport.FreePort(t)})
-		topo.MC = append(topo.MC, localstack.MCPorts{GRPC: testsupport.FreePort(t), Health: testsupport.FreePort(t), WebTransport: testsupport.FreeUDPPort(t)})
-	}
-	if err := localstack.WriteClientsFile(topo.ClientsFile, secrets); err != nil {
-		t.Fatal(err)
-	}
+	topo := testsupport.Topology(t, pg, rd, 2, tuning)
 	s := &stack{t: t, topo: topo, pg: pg, redis: rd}
 	t.Cleanup(s.assertNoSecretsLogged)
 
-	migrate := s.start("db-migrate", "db-migrate", topo.MigrateEnv())
-	if code, err := migrate.Wait(60 * time.Second); err != nil || code != 0 {
-		t.Fatalf("db-migrate: exit %d, %v\n%s", code, err, migrate.Logs())
-	}
+	s.all = append(s.all, testsupport.Migrate(t, topo))
 	for i := range topo.AC {
 		s.ac = append(s.ac, s.start(fmt.Sprintf("ac-%d", i), "ac-service", topo.ACEnv(i)))
 	}
@@ -102,7 +77,7 @@ func startStack(t *testing.T) *stack {
 		s.gcAPI = append(s.gcAPI, s.gcClient(i))
 	}
 	for i := range topo.AC {
-		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, secrets.VerifierClientSecret))
+		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, topo.Secrets.VerifierClientSecret))
 	}
 	return s
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/localstack"
-	"github.com/darktower/devstack/internal/secret"
 	"github.com/darktower/devstack/internal/testsupport"
 	"github.com/darktower/devstack/verifier/e2e/e2eutil"
 )
@@ -59,26 +57,9 @@ func startStack(t testing.TB) *stack {
 	}
 	pg := testsupport.StartPostgres(t)
 	rd := testsupport.StartRedis(t)
-	secrets, err := localstack.NewSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := &localstack.Topology{Host: "127.0.0.1", Region: "local",
-		DatabaseURL: secret.New(pg.URL()), RedisURL: secret.New(rd.URL()),
-		ClientsFile: filepath.Join(t.TempDir(), "clients.yaml"), Secrets: secrets, Tuning: tuning}
-	for range 2 {
-		topo.AC = append(topo.AC, testsupport.FreePort(t))
-		topo.GC = append(topo.GC, localstack.GCPorts{HTTP: testsupport.FreePort(t), GRPC: testsupport.FreePort(t)})
-		topo.MC = append(topo.MC, localstack.MCPorts{GRPC: testsupport.FreePort(t), Health: testsupport.FreePort(t), WebTransport: testsupport.FreeUDPPort(t)})
-	}
-	if err := localstack.WriteClientsFile(topo.ClientsFile, secrets); err != nil {
-		t.Fatal(err)
-	}
+	topo := testsupport.Topology(t, pg, rd, 2, tuning)
 	s := &stack{t: t, topo: topo, pg: pg, redis: rd}
-	m := testsupport.StartProcess(t, "db-migrate", testsupport.Binary(t, "db-migrate"), topo.MigrateEnv())
-	if code, err := m.Wait(60 * time.Second); err != nil || code != 0 {
-		t.Fatalf("db-migrate: exit %d, %v\n%s", code, err, m.Logs())
-	}
+	testsupport.Migrate(t, topo)
 	var ready []string
 	for i := range topo.AC {
 		testsupport.StartProcess(t, fmt.Sprintf("ac-%d", i), testsupport.Binary(t, "ac-service"), topo.ACEnv(i))
