@@ -76,10 +76,7 @@ var ErrUnhealthy = errors.New("the verifier found a problem (see its report abov
 // extra are more flags, e.g. --output json.
 func (s *Stack) Verify(ctx context.Context, out io.Writer, extra ...string) error {
 	cmd := exec.CommandContext(ctx, s.bin("verifier"), append([]string{"run", "--config", s.verifierConfigPath()}, extra...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TERM=" + os.Getenv("TERM")}
-	for k, v := range s.verifierEnv() {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = append(Environ(s.verifierEnv()), "TERM="+os.Getenv("TERM"))
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	var ee *exec.ExitError

@@ -5,12 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/darktower/devstack/internal/localstack"
 )
 
 var (
@@ -99,15 +100,7 @@ func StartProcess(t testing.TB, name, bin string, env map[string]string) *Proces
 func (p *Process) Start() {
 	p.t.Helper()
 	cmd := exec.Command(p.Path)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	keys := make([]string, 0, len(p.Env))
-	for k := range p.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+p.Env[k])
-	}
+	cmd.Env = localstack.Environ(p.Env)
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.Name, err)
