@@ -165,6 +165,15 @@ func (s *Stack) components() []component {
 	return cs
 }
 
+// Ports lists the TCP and UDP ports the stack's processes listen on.
+func (s *Stack) Ports() (tcp, udp []int) {
+	for _, c := range s.components() {
+		tcp = append(tcp, c.ports...)
+		udp = append(udp, c.udp...)
+	}
+	return tcp, udp
+}
+
 // PrometheusURL is local Prometheus's base URL.
 func (s *Stack) PrometheusURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.PrometheusPort()) }
 
