@@ -192,6 +192,10 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, er
 		return req, &oauthError{code: http.StatusBadRequest, err: "unsupported_grant_type", desc: "only grant_type=client_credentials is supported", status: statusBadGrant}
 	case req.clientID == "" || req.secret.Empty():
 		return req, invalidClient("client authentication required: HTTP Basic or client_id and client_secret in the body")
+	case !clientIDPattern.MatchString(req.clientID):
+		// No stored client has such an id; asking the database would turn a
+		// NUL or invalid UTF-8 into a server error and fire AC's alert.
+		return req, badRequest("client_id: expected 1-255 characters of [A-Za-z0-9._-] starting with a letter or digit")
 	}
 	return req, nil
 }

@@ -379,3 +379,41 @@ func TestJWKSFromSameSeedIsIdentical(t *testing.T) {
 		t.Fatalf("replica B rejects replica A's token: %v", err)
 	}
 }
+
+// A client_id no stored client can have (NUL, invalid UTF-8, spaces) is the
+// caller's mistake: 400 invalid_request naming the field, counted as such,
+// never a 500 that logs ERROR and fires ACTokenErrors.
+func TestMalformedClientIDIsInvalidRequest(t *testing.T) {
+	_, pool := migratedPostgres(t)
+	mc := client(t, "meeting-controller", auth.ServiceMeetingController, auth.ScopeWriteGC)
+	ac := startAC(t, pool, newSeed(t), []Client{mc})
+	bodies := []string{
+		"grant_type=client_credentials&client_secret=x&client_id=meeting%00controller",
+		"grant_type=client_credentials&client_secret=x&client_id=%FF%FE",
+		"grant_type=client_credentials&client_secret=x&client_id=a%20b",
+	}
+	for _, b := range bodies {
+		resp, out := post(t, ac.url, "application/x-www-form-urlencoded", b, nil)
+		wantOAuthError(t, resp, out, 400, "invalid_request")
+		if d, _ := out["error_description"].(string); !strings.Contains(d, "client_id") {
+			t.Errorf("%s: error_description %q does not name client_id", b, d)
+		}
+	}
+	resp, out := post(t, ac.url, "application/json", `{"grant_type":"client_credentials","client_id":"a\u0000b","client_secret":"x"}`, nil)
+	wantOAuthError(t, resp, out, 400, "invalid_request")
+	resp, out = post(t, ac.url, "application/x-www-form-urlencoded", "grant_type=client_credentials", func(r *http.Request) {
+		r.SetBasicAuth("meeting%00controller", "x")
+	})
+	wantOAuthError(t, resp, out, 400, "invalid_request")
+
+	text := scrape(t, ac.url)
+	if v := metricValue(t, text, `ac_token_issuance_total{status="error"}`); v != 0 {
+		t.Errorf("ac_token_issuance_total{status=\"error\"} = %v after caller mistakes, want 0 (ACTokenErrors would fire)", v)
+	}
+	if v := metricValue(t, text, `ac_token_issuance_total{status="invalid_request"}`); v != 5 {
+		t.Errorf("invalid_request = %v, want 5", v)
+	}
+	if strings.Contains(ac.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a caller's malformed client_id logged ERROR:\n%s", ac.logs.String())
+	}
+}
