@@ -165,6 +165,22 @@ func TestRegistry(t *testing.T) {
 			{"max_participants", func(r *internalv1.RegisterMCRequest) { r.MaxParticipants = 0 }},
 			{"max_participants", func(r *internalv1.RegisterMCRequest) { r.MaxParticipants = 1 << 31 }},
 			{"webtransport_cert_sha256", func(r *internalv1.RegisterMCRequest) { r.WebtransportCertSha256 = "xyz" }},
+			// Issue 11 items 5 and 6: what Postgres or GC's dialer would have
+			// choked on, or what points GC somewhere odd.
+			{"region", func(r *internalv1.RegisterMCRequest) { r.Region = "eu\x00west" }},
+			{"region", func(r *internalv1.RegisterMCRequest) { r.Region = "eu\nwest" }},
+			{"region", func(r *internalv1.RegisterMCRequest) { r.Region = strings.Repeat("é", 51) }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:99999" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:0" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://user:pw@10.0.0.1:50052" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:50052/x" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:50052?q=1" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:50052#f" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://unix:/var/run/x.sock" }},
+			{"grpc_endpoint", func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://a%20b:50052" }},
+			{"webtransport_endpoint", func(r *internalv1.RegisterMCRequest) { r.WebtransportEndpoint = "http://10.0.0.1:4433" }},
+			{"webtransport_endpoint", func(r *internalv1.RegisterMCRequest) { r.WebtransportEndpoint = "https://10.0.0.1:4433/p" }},
 		}
 		for _, c := range cases {
 			wantCode(t, reg(c.mod), codes.InvalidArgument, c.field+":")
@@ -175,6 +191,13 @@ func TestRegistry(t *testing.T) {
 			r.Region = strings.Repeat("r", 50)
 		}); err != nil {
 			t.Fatalf("255-char id and 50-char region: %v", err)
+		}
+		if err := reg(func(r *internalv1.RegisterMCRequest) {
+			r.Region = strings.Repeat("é", 50) // 100 bytes, 50 characters
+			r.GrpcEndpoint = "https://mc-0.mc.dark-tower.svc:50052/"
+			r.WebtransportEndpoint = "https://[fd00::7]:4433"
+		}); err != nil {
+			t.Fatalf("50 two-byte characters, a DNS host, an IPv6 host: %v", err)
 		}
 
 		hb := func(f func(r *internalv1.FastHeartbeatRequest)) error {
@@ -195,6 +218,10 @@ func TestRegistry(t *testing.T) {
 			{"capacity.current_meetings", func(r *internalv1.FastHeartbeatRequest) { r.Capacity.CurrentMeetings = 1 << 31 }},
 			{"health", func(r *internalv1.FastHeartbeatRequest) { r.Health = internalv1.HealthStatus_HEALTH_STATUS_UNSPECIFIED }},
 			{"health", func(r *internalv1.FastHeartbeatRequest) { r.Health = 42 }},
+			{"capacity.current_meetings", func(r *internalv1.FastHeartbeatRequest) { r.Capacity.CurrentMeetings = r.Capacity.MaxMeetings + 1 }},
+			{"capacity.current_participants", func(r *internalv1.FastHeartbeatRequest) {
+				r.Capacity.CurrentParticipants = r.Capacity.MaxParticipants + 1
+			}},
 		}
 		for _, c := range hcases {
 			wantCode(t, hb(c.mod), codes.InvalidArgument, c.field+":")
@@ -208,6 +235,12 @@ func TestRegistry(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "controller_id:")
 		_, err = reader.ListMeetingControllers(ctxT(t), &internalv1.ListMeetingControllersRequest{Region: strings.Repeat("r", 51)})
 		wantCode(t, err, codes.InvalidArgument, "region:")
+		_, err = reader.ListMeetingControllers(ctxT(t), &internalv1.ListMeetingControllersRequest{Region: "a\x00b"})
+		wantCode(t, err, codes.InvalidArgument, "region:")
+		// gRPC clients refuse to send invalid UTF-8; the HTTP API's ?region= can.
+		if err := checkRegion("region", "eu\xffwest"); err == nil {
+			t.Fatal("checkRegion accepted invalid UTF-8")
+		}
 		_, err = reader.ListMeetingControllers(ctxT(t), &internalv1.ListMeetingControllersRequest{Health: 9})
 		wantCode(t, err, codes.InvalidArgument, "health:")
 	})

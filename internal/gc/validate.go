@@ -3,9 +3,14 @@ package gc
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/darktower/devstack/gen/internalv1"
 )
@@ -30,21 +35,53 @@ func checkID(field, id string) error {
 	return nil
 }
 
+// checkRegion counts characters, not bytes, and refuses control characters
+// and invalid UTF-8: a region ends up in logs, labels and Postgres TEXT.
 func checkRegion(field, region string) error {
-	if n := len(region); n < 1 || n > 50 {
+	if !utf8.ValidString(region) {
+		return invalidf("%s: expected UTF-8 text", field)
+	}
+	if strings.IndexFunc(region, unicode.IsControl) >= 0 {
+		return invalidf("%s: control characters are not allowed", field)
+	}
+	if n := utf8.RuneCountInString(region); n < 1 || n > 50 {
 		return invalidf("%s: expected 1-50 characters, got %d", field, n)
 	}
 	return nil
 }
 
-// checkEndpoint demands an http(s) URL with a host, at most 255 characters.
-func checkEndpoint(field, v string) error {
+// hostPattern is a DNS name or IPv4 address; IPv6 literals are checked by
+// netip. Anything else (unix:, a percent-escape, a space) is not a host GC
+// should dial.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$`)
+
+// checkEndpoint demands scheme://host:port and nothing else: no userinfo,
+// path, query or fragment, a port from 1 to 65535, at most 255 characters.
+func checkEndpoint(field, v string, schemes ...string) error {
+	want := strings.Join(schemes, ":// or ") + "://"
 	if len(v) == 0 || len(v) > 255 {
-		return invalidf("%s: expected an http:// or https:// URL of at most 255 characters, got %d characters", field, len(v))
+		return invalidf("%s: expected a %s URL of at most 255 characters, got %d characters", field, want, len(v))
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalidf("%s: expected an http:// or https:// URL with a host, got %q", field, v)
+	if err != nil || !slices.Contains(schemes, u.Scheme) {
+		return invalidf("%s: expected a %s URL", field, want)
+	}
+	switch {
+	case u.User != nil:
+		return invalidf("%s: userinfo is not allowed", field)
+	case u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#"):
+		return invalidf("%s: expected scheme://host:port with no path, query or fragment", field)
+	}
+	host, port := u.Hostname(), u.Port()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return invalidf("%s: an IPv6 zone is not allowed", field)
+		}
+	} else if !hostPattern.MatchString(host) {
+		return invalidf("%s: expected a DNS name or IP address as host", field)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return invalidf("%s: expected a port from 1 to 65535", field)
 	}
 	return nil
 }
@@ -64,10 +101,11 @@ func validateRegister(r *internalv1.RegisterMCRequest) error {
 	if err := checkRegion("region", r.GetRegion()); err != nil {
 		return err
 	}
-	if err := checkEndpoint("grpc_endpoint", r.GetGrpcEndpoint()); err != nil {
+	if err := checkEndpoint("grpc_endpoint", r.GetGrpcEndpoint(), "http", "https"); err != nil {
 		return err
 	}
-	if err := checkEndpoint("webtransport_endpoint", r.GetWebtransportEndpoint()); err != nil {
+	// WebTransport runs over HTTP/3, which is TLS only.
+	if err := checkEndpoint("webtransport_endpoint", r.GetWebtransportEndpoint(), "https"); err != nil {
 		return err
 	}
 	if err := checkCount("max_meetings", r.GetMaxMeetings()); err != nil {
@@ -102,6 +140,12 @@ func validateHeartbeat(id string, c *internalv1.Capacity, h internalv1.HealthSta
 	}
 	if c.GetCurrentParticipants() > math.MaxInt32 {
 		return "", invalidf("capacity.current_participants: expected at most %d, got %d", math.MaxInt32, c.GetCurrentParticipants())
+	}
+	if c.GetCurrentMeetings() > c.GetMaxMeetings() {
+		return "", invalidf("capacity.current_meetings: %d exceeds capacity.max_meetings %d", c.GetCurrentMeetings(), c.GetMaxMeetings())
+	}
+	if c.GetCurrentParticipants() > c.GetMaxParticipants() {
+		return "", invalidf("capacity.current_participants: %d exceeds capacity.max_participants %d", c.GetCurrentParticipants(), c.GetMaxParticipants())
 	}
 	name, ok := healthToDB(h)
 	if !ok {
