@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/darktower/devstack/internal/httpserver"
+	"github.com/darktower/devstack/internal/logging"
 	"github.com/darktower/devstack/internal/secret"
 )
 
@@ -65,7 +66,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.issue(r.Context(), req)
 	}
 	outcome, level := statusSuccess, slog.LevelInfo
-	attrs := []any{"client_id", logID(req.clientID)}
+	attrs := []any{"client_id", logging.Bound(req.clientID)}
 	if err != nil {
 		var oe *oauthError
 		if !errors.As(err, &oe) {
@@ -248,14 +249,6 @@ func bodyError(err error, desc string) error {
 		return badRequest("request body larger than 16 KiB")
 	}
 	return badRequest(desc)
-}
-
-// logID bounds what an unauthenticated caller can put in a log line.
-func logID(id string) string {
-	if len(id) > 255 {
-		return id[:255] + "..."
-	}
-	return id
 }
 
 func quote(s string) string {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/logging"
 )
 
 // assignTimeout bounds one AssignMeeting call, so an unreachable MC costs
@@ -162,7 +163,7 @@ func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bo
 		return false, fmt.Sprintf("AssignMeeting at %s failed: %v", c.GRPCEndpoint, err)
 	}
 	if !resp.GetAccepted() {
-		j.log.Info("AssignMeeting rejected", "meeting_id", meetingID, "controller_id", c.ID, "reason", resp.GetRejectionReason())
+		j.log.Info("AssignMeeting rejected", "meeting_id", meetingID, "controller_id", c.ID, "reason", logging.Bound(resp.GetRejectionReason()))
 		return false, "rejected: " + resp.GetRejectionReason()
 	}
 	return true, ""

@@ -245,3 +245,30 @@ func TestRegistry(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "health:")
 	})
 }
+
+// A caller's value is logged bounded: a 3 MiB DeregisterMC reason once made
+// one 18 MB log line (issue 11 item 7).
+func TestCallerValuesAreLoggedBounded(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), nil)
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	ctx := ctxT(t)
+	if _, err := mc.RegisterMC(ctx, regReq("mc-long-reason", "local")); err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("why", 1<<20)
+	if _, err := mc.DeregisterMC(ctx, &internalv1.DeregisterMCRequest{ControllerId: "mc-long-reason", Reason: huge}); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for l := range strings.SplitSeq(e.logs.String(), "\n") {
+		if len(l) > 4096 {
+			t.Fatalf("a log line of %d bytes: %.200s...", len(l), l)
+		}
+		if strings.Contains(l, "meeting controller deregistered") && strings.Contains(l, "bytes)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no deregistration line saying how long the cut reason was")
+	}
+}

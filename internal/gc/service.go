@@ -12,6 +12,7 @@ import (
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/logging"
 )
 
 // AuthRules is what each GlobalControllerService method demands of the
@@ -140,7 +141,7 @@ func (s *Service) DeregisterMC(ctx context.Context, r *internalv1.DeregisterMCRe
 		return nil, s.dbError(ctx, "DeregisterMC", r.GetControllerId(), err)
 	}
 	s.metrics.deregistered.Inc()
-	s.log.Info("meeting controller deregistered", "controller_id", r.GetControllerId(), "reason", r.GetReason(), "existed", existed)
+	s.log.Info("meeting controller deregistered", "controller_id", r.GetControllerId(), "reason", logging.Bound(r.GetReason()), "existed", existed)
 	return &internalv1.DeregisterMCResponse{Acknowledged: true}, nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // New returns a JSON logger on stdout tagged with the service name. The level
@@ -29,4 +31,20 @@ func NewTo(w io.Writer, service, level string) *slog.Logger {
 	}
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})
 	return slog.New(h).With("service", service)
+}
+
+// MaxValue is how many bytes of one caller-supplied value a log line keeps.
+const MaxValue = 256
+
+// Bound cuts a caller-supplied value to MaxValue bytes (on a rune boundary)
+// and says how long it was, so no caller can write megabyte log lines.
+func Bound(s string) string {
+	if len(s) <= MaxValue {
+		return s
+	}
+	cut := MaxValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }

@@ -10,6 +10,7 @@ import (
 
 	pb "github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/logging"
 )
 
 // meetingIDPattern is the meeting code GC accepts on its join endpoint.
@@ -37,7 +38,7 @@ func (a assignService) AssignMeeting(ctx context.Context, req *pb.AssignMeetingR
 		s.m.assignments.WithLabelValues(statusRejected).Inc()
 		return nil, status.Error(codes.InvalidArgument, "meeting_id: expected 1 to 64 characters of [A-Za-z0-9_-]")
 	}
-	by := req.GetRequestingGcId()
+	by := logging.Bound(req.GetRequestingGcId())
 	if by == "" {
 		if c, ok := auth.ClaimsFrom(ctx); ok {
 			by = c.Subject
