@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/procs"
 )
 
 var (
@@ -100,7 +100,7 @@ func StartProcess(t testing.TB, name, bin string, env map[string]string) *Proces
 func (p *Process) Start() {
 	p.t.Helper()
 	cmd := exec.Command(p.Path)
-	cmd.Env = localstack.Environ(p.Env)
+	cmd.Env = procs.Environ(p.Env)
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.Name, err)

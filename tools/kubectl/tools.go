@@ -1,6 +1,0 @@
-//go:build tools
-
-// Package tools pins the kubectl command so `go mod tidy` keeps what building it needs.
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kubectl"
