@@ -34,8 +34,10 @@ type JoinResult struct {
 	WebTransportEndpoint   string `json:"webtransport_endpoint"`
 	WebTransportURL        string `json:"webtransport_url"`
 	WebTransportCertSHA256 string `json:"webtransport_cert_sha256"`
-	GRPCEndpoint           string `json:"grpc_endpoint"`
-	reused                 bool
+	// GRPCEndpoint is GC's internal address of the controller: never sent to
+	// callers, who only need WebTransport.
+	GRPCEndpoint string `json:"-"`
+	reused       bool
 }
 
 // joiner places meetings on controllers. It keeps one gRPC client
@@ -120,11 +122,16 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("listing candidates: %w", err)
 	}
-	var reasons []string
+	var refused, failed int
 	for _, c := range cands {
 		ok, why := j.assign(ctx, meetingID, c)
 		if !ok {
-			reasons = append(reasons, c.ID+": "+why)
+			// The caller learns counts; endpoints and dial errors stay in the log.
+			if why == "" {
+				failed++
+			} else {
+				refused++
+			}
 			continue
 		}
 		inserted, err := j.store.InsertAssignment(ctx, meetingID, c, j.gcID)
@@ -143,28 +150,31 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 		j.log.Info("meeting assigned", "meeting_id", meetingID, "controller_id", c.ID, "region", c.Region)
 		return result(meetingID, c), nil
 	}
-	if len(reasons) == 0 {
+	if len(cands) == 0 {
 		return JoinResult{}, fmt.Errorf("%w in region %q", errNoController, region)
 	}
-	return JoinResult{}, fmt.Errorf("%w in region %q: %s", errNoController, region, strings.Join(reasons, "; "))
+	return JoinResult{}, fmt.Errorf("%w in region %q: %d refused the meeting, %d could not be reached",
+		errNoController, region, refused, failed)
 }
 
-// assign asks one controller to host the meeting.
+// assign asks one controller to host the meeting. A refusal returns the
+// controller's reason; a failure to ask returns "" (the log has the error).
 func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bool, string) {
 	cl, err := j.client(c.GRPCEndpoint)
 	if err != nil {
-		return false, err.Error()
+		j.log.Warn("AssignMeeting not sent", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)
+		return false, ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
 	defer cancel()
 	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID})
 	if err != nil {
 		j.log.Warn("AssignMeeting failed", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)
-		return false, fmt.Sprintf("AssignMeeting at %s failed: %v", c.GRPCEndpoint, err)
+		return false, ""
 	}
 	if !resp.GetAccepted() {
 		j.log.Info("AssignMeeting rejected", "meeting_id", meetingID, "controller_id", c.ID, "reason", logging.Bound(resp.GetRejectionReason()))
-		return false, "rejected: " + resp.GetRejectionReason()
+		return false, "rejected"
 	}
 	return true, ""
 }

@@ -137,7 +137,7 @@ func TestJoin(t *testing.T) {
 
 		code, r, body := join(t, e, "standup-1", "")
 		if code != 200 || r.ControllerID != "mc-idle" || r.Region != "home" || r.MeetingID != "standup-1" ||
-			r.GRPCEndpoint != idle.endpoint || r.WebTransportURL != "https://127.0.0.1:4433/meetings/standup-1" ||
+			strings.Contains(body, "grpc_endpoint") || strings.Contains(body, idle.endpoint) || r.WebTransportURL != "https://127.0.0.1:4433/meetings/standup-1" ||
 			r.WebTransportCertSHA256 != strings.Repeat("ab", 32) {
 			t.Fatalf("join = %d %s", code, body)
 		}
@@ -209,8 +209,25 @@ func TestJoin(t *testing.T) {
 		}
 		rej := startFakeMC(t, e, "mc-only-rej", false)
 		registerAs(t, mc, "mc-only-rej", "allrej", rej.endpoint, 0, healthy)
-		if code, _, body := join(t, e, "lonely", "allrej"); code != 503 || !strings.Contains(body, "at capacity") {
-			t.Fatalf("all reject: join = %d %s, want 503 naming the reason", code, body)
+		if code, _, body := join(t, e, "lonely", "allrej"); code != 503 || !strings.Contains(body, "1 refused the meeting") {
+			t.Fatalf("all reject: join = %d %s, want 503 saying one refused", code, body)
+		}
+		// Issue 11 item 9: the caller gets counts, never internal endpoints
+		// or dial errors; those go to GC's log.
+		dead := listenClosed(t)
+		registerAs(t, mc, "mc-gone", "unreach", "http://"+dead, 0, healthy)
+		registerAs(t, mc, "mc-no", "unreach", rej.endpoint, 1, healthy)
+		code, _, body := join(t, e, "lonely", "unreach")
+		if code != 503 || !strings.Contains(body, "1 refused the meeting, 1 could not be reached") {
+			t.Fatalf("unreachable + rejecting: join = %d %s", code, body)
+		}
+		for _, leak := range []string{dead, strings.TrimPrefix(rej.endpoint, "http://"), "connection refused", "Unavailable", "at capacity"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("503 body leaks %q: %s", leak, body)
+			}
+		}
+		if !strings.Contains(e.logs.String(), dead) {
+			t.Error("GC's log does not name the unreachable endpoint")
 		}
 		if len(pend.recorded()) != 0 || len(openAssignments(t, e, "lonely")) != 0 {
 			t.Fatal("a pending or degraded controller was asked, or a row was written")
@@ -230,7 +247,7 @@ func TestJoin(t *testing.T) {
 
 	_, body := httpDo(t, "GET", e.httpURL+"/metrics", "")
 	for _, m := range []string{`gc_meeting_joins_total{status="assigned"} 3`, `gc_meeting_joins_total{status="reused"} 1`,
-		`gc_meeting_joins_total{status="unavailable"} 3`, `gc_meeting_joins_total{status="invalid"} 4`} {
+		`gc_meeting_joins_total{status="unavailable"} 4`, `gc_meeting_joins_total{status="invalid"} 4`} {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics lack %s; have:\n%s", m, grepLines(body, "gc_meeting_joins"))
 		}
