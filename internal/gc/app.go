@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		grpcLn.Close()
 		return fmt.Errorf("BIND_ADDRESS %s: %w", cfg.BindAddress, err)
 	}
-	log.Info("starting", "database", database.Target(cfg.DatabaseURL.Reveal()), "jwks", cfg.ACJWKSURL,
+	log.Info("starting", "version", Version, "database", database.Target(cfg.DatabaseURL.Reveal()), "jwks", cfg.ACJWKSURL,
 		"ac", cfg.ACInternalURL, "staleness_threshold", cfg.StalenessThreshold.String())
 	return New(ctx, cfg, pool, v, metrics.NewRegistry(), log).Serve(ctx, grpcLn, httpLn)
 }

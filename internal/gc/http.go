@@ -16,6 +16,7 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	httpserver.Probes(mux, "/health", "/ready", a.store.Ping, a.validator.Ready)
 	httpserver.Metrics(mux, a.reg)
+	mux.HandleFunc("GET /version", versionHTTP)
 	ins := httpserver.NewInstrumenter("gc", a.reg)
 	mux.Handle("GET /api/v1/meeting-controllers", ins.Wrap("meeting_controllers", http.HandlerFunc(a.listHTTP)))
 	mux.Handle("POST /api/v1/meetings/{code}/join", ins.Wrap("meeting_join", http.HandlerFunc(a.joinHTTP)))
