@@ -106,3 +106,104 @@ func TestOutputsAgainstRealRedis(t *testing.T) {
 		t.Fatal("junit contains the password")
 	}
 }
+
+// Issue 11 item 11: a password in a URL's userinfo never reaches plan or
+// run output, in any format, and neither does a ${...} value that landed in
+// the wrong field.
+func TestNoSecretInAnyOutput(t *testing.T) {
+	dead := testsupport.FreePort(t)
+	const promPW, acPW, acSecret = "prom-pass-4242", "ac-pass-4242", "client-secret-4242"
+	cfg := write(t, fmt.Sprintf(`version: 1
+deadline: 2s
+backoff: {initial: 50ms, max: 200ms}
+ac:
+  urls: ["http://acuser:%s@127.0.0.1:%d"]
+  client_id: verifier
+  client_secret: {env: ACS}
+prometheus:
+  url: http://promuser:%s@127.0.0.1:%d
+  jobs: [{name: ac-service}]
+`, acPW, dead, promPW, dead))
+	env := map[string]string{"ACS": acSecret}
+	leaks := func(what, s string) {
+		t.Helper()
+		for _, sec := range []string{promPW, acPW, acSecret, "promuser:", "acuser:"} {
+			if strings.Contains(s, sec) {
+				t.Errorf("%s shows %q:\n%s", what, sec, s)
+			}
+		}
+	}
+	code, out, errs := run(t, env, false, "plan", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "REDACTED@127.0.0.1") {
+		t.Fatalf("plan: exit %d, want the URLs with userinfo redacted\n%s%s", code, out, errs)
+	}
+	leaks("plan", out+errs)
+	for _, format := range []string{"text", "json", "junit"} {
+		code, out, errs := run(t, env, false, "run", "--config", cfg, "--output", format)
+		if code != 1 && code != 3 {
+			t.Fatalf("run --output %s: exit %d, want a failure\n%s%s", format, code, out, errs)
+		}
+		if !strings.Contains(out, "127.0.0.1") {
+			t.Fatalf("run --output %s names no target:\n%s", format, out)
+		}
+		leaks("run --output "+format, out+errs)
+	}
+
+	// A secret expanded into a field that rejects it: the error names the
+	// field and the reference, never the value.
+	env = map[string]string{"REDIS_PASSWORD": "hunter2-but-longer"}
+	for _, src := range []string{
+		"version: 1\ndeadline: ${REDIS_PASSWORD}\n",
+		"version: 1\nmode: ${REDIS_PASSWORD}\n",
+		"version: 1\nconcurrency: ${REDIS_PASSWORD}\n",
+		"version: 1\n${REDIS_PASSWORD}: 1\n",
+		"version: 1\ngc:\n  grpc_addresses: [\"${REDIS_PASSWORD}\"]\n",
+	} {
+		code, out, errs := run(t, env, false, "lint", "--config", write(t, src))
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2:\n%s", src, code, errs)
+		}
+		if strings.Contains(out+errs, "hunter2") {
+			t.Errorf("%q: the expanded secret is echoed:\n%s", src, errs)
+		}
+	}
+}
+
+// Issue 11 item 12: hostile configuration files end at load with exit 2.
+func TestHostileConfigurationFiles(t *testing.T) {
+	if code, _, errs := run(t, nil, false, "lint", "--config", "/dev/zero"); code != 2 || !strings.Contains(errs, "larger than") {
+		t.Fatalf("/dev/zero: exit %d %q, want 2 saying it is too large", code, errs)
+	}
+	// Just under the size limit, 80k unknown keys: refused in one walk
+	// before the YAML decoder's quadratic duplicate-key check (minutes).
+	var b strings.Builder
+	b.WriteString("version: 1\n")
+	for i := 0; b.Len() < 1<<20-32; i++ {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	code, _, errs := run(t, nil, false, "lint", "--config", write(t, b.String()))
+	if code != 2 || !strings.Contains(errs, "at most 512 are allowed") {
+		t.Fatalf("80k unknown keys: exit %d, %.500s", code, errs)
+	}
+	// Up to the limit, every unknown key is reported by line, bounded.
+	b.Reset()
+	b.WriteString("version: 1\n")
+	for i := range 500 {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	code, _, errs = run(t, nil, false, "lint", "--config", write(t, b.String()))
+	if code != 2 || !strings.Contains(errs, `:2: unknown key "k0" in /`) || !strings.Contains(errs, "and 450 more unknown keys") {
+		t.Fatalf("500 unknown keys: exit %d, %.800s", code, errs)
+	}
+	if n := strings.Count(errs, "\n"); n > 60 {
+		t.Fatalf("500 unknown keys: %d lines of errors, want a bounded report", n)
+	}
+	// A Postgres URL the driver cannot parse never becomes reachable: exit
+	// 2 at load, without echoing the secret, instead of exit 3 at the deadline.
+	cfg := write(t, "version: 1\ndeadline: 30s\npostgres:\n  url: {env: DBURL}\n")
+	env := map[string]string{"DBURL": "postgres://u:topsecret-pw@host:notaport/db"}
+	code, out, errs := run(t, env, false, "run", "--config", cfg)
+	if code != 2 || !strings.Contains(errs, "postgres.url") || strings.Contains(out+errs, "topsecret-pw") {
+		t.Fatalf("bad postgres URL: exit %d, want 2 naming postgres.url without the secret\n%s%s", code, out, errs)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
@@ -61,13 +63,35 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// MaxFileSize bounds what Load reads: a real configuration is a few KiB,
+// and /dev/zero must not fill memory.
+const MaxFileSize = 1 << 20
+
+// maxProblems bounds the report of one file; the rest are counted.
+const maxProblems = 50
+
 // Load reads and validates path.
 func Load(path string, opt Options) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{[]Problem{{File: path, Msg: "cannot read: " + errors.Unwrap(err).Error()}}}
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &Error{[]Problem{{File: path, Msg: "cannot read: " + unwrapOr(err).Error()}}}
+	}
+	if len(data) > MaxFileSize {
+		return nil, &Error{[]Problem{{File: path, Msg: fmt.Sprintf("larger than %d bytes; a configuration is a few KiB", MaxFileSize)}}}
+	}
 	return Parse(path, data, opt)
+}
+
+func unwrapOr(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
 }
 
 // Parse validates data, named name in messages.
@@ -82,10 +106,15 @@ func Parse(name string, data []byte, opt Options) (*Config, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(expanded, &doc); err != nil {
-		return nil, &Error{[]Problem{{File: name, Line: yamlErrLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}}
+		return nil, l.fail(yamlErrLine(err), strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if len(doc.Content) == 0 {
-		return nil, &Error{[]Problem{{File: name, Msg: "empty file; expected at least 'version: 1'"}}}
+		return nil, l.fail(0, "empty file; expected at least 'version: 1'")
+	}
+	if n := bigMapping(&doc); n != nil {
+		// yaml.v3 checks each key of a mapping against every other while
+		// decoding: 80,000 keys took minutes. No real file comes close.
+		return nil, l.fail(n.Line, fmt.Sprintf("a mapping with %d keys; at most %d are allowed in one mapping", len(n.Content)/2, maxMappingKeys))
 	}
 	l.validateSchema(&doc)
 	if len(l.problems) > 0 {
@@ -95,7 +124,7 @@ func Parse(name string, data []byte, opt Options) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
-		return nil, &Error{[]Problem{{File: name, Line: yamlErrLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}}
+		return nil, l.fail(yamlErrLine(err), strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	l.semantic(cfg, &doc)
 	if opt.ResolveSecrets && len(l.problems) == 0 {
@@ -108,18 +137,65 @@ func Parse(name string, data []byte, opt Options) (*Config, error) {
 	return cfg, nil
 }
 
+// maxMappingKeys bounds one YAML mapping; the largest real one (timeouts,
+// one per check) has under twenty keys.
+const maxMappingKeys = 512
+
+// bigMapping returns the first mapping with more than maxMappingKeys keys,
+// in one walk of the tree.
+func bigMapping(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.MappingNode && len(n.Content)/2 > maxMappingKeys {
+		return n
+	}
+	for _, c := range n.Content {
+		if b := bigMapping(c); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
 type loader struct {
 	file     string
 	opt      Options
 	problems []Problem
+	// expanded maps each value taken from the environment to the ${NAME}
+	// it replaced: a value in the wrong field (deadline: ${REDIS_PASSWORD})
+	// must not be echoed by the message that says so.
+	expanded map[string]string
 }
 
 func (l *loader) add(line int, format string, a ...any) {
-	l.problems = append(l.problems, Problem{File: l.file, Line: line, Msg: fmt.Sprintf(format, a...)})
+	l.problems = append(l.problems, Problem{File: l.file, Line: line, Msg: l.scrub(fmt.Sprintf(format, a...))})
+}
+
+// scrub replaces every value that came from ${...} with its reference.
+// Short values are replaced only where quoted, so ${PORT}=1 does not mangle
+// every digit of a message.
+func (l *loader) scrub(msg string) string {
+	for v, ref := range l.expanded {
+		if len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, ref)
+			continue
+		}
+		for _, q := range []string{`"` + v + `"`, "'" + v + "'", "`" + v + "`", strconv.Quote(v)} {
+			msg = strings.ReplaceAll(msg, q, `"`+ref+`"`)
+		}
+	}
+	return msg
+}
+
+// fail is one problem from an error of a library (yaml), scrubbed.
+func (l *loader) fail(line int, msg string) error {
+	return &Error{[]Problem{{File: l.file, Line: line, Msg: l.scrub(msg)}}}
 }
 
 func (l *loader) err() error {
 	slices.SortStableFunc(l.problems, func(a, b Problem) int { return a.Line - b.Line })
+	if n := len(l.problems); n > maxProblems {
+		more := Problem{File: l.file, Msg: fmt.Sprintf("and %d more problems", n-maxProblems)}
+		l.problems = append(l.problems[:maxProblems], more)
+	}
 	return &Error{l.problems}
 }
 
@@ -150,6 +226,10 @@ func (l *loader) expand(data []byte) []byte {
 				l.add(i+1, "${%s}: the value of %s spans several lines; expected one line", sub[1], sub[1])
 				return ""
 			}
+			if l.expanded == nil {
+				l.expanded = map[string]string{}
+			}
+			l.expanded[v] = "${" + sub[1] + "}"
 			return v
 		})
 	}
@@ -190,7 +270,12 @@ func (l *loader) validateSchema(doc *yaml.Node) {
 	if !ok {
 		return
 	}
-	for _, leaf := range leaves(verr) {
+	for i, leaf := range leaves(verr) {
+		if i == maxProblems || len(l.problems) > maxProblems {
+			// err() says how many more; describing 80,000 typos helps nobody.
+			l.add(0, "and more schema problems")
+			return
+		}
 		l.schemaProblem(doc, leaf)
 	}
 }
@@ -217,11 +302,25 @@ func (l *loader) schemaProblem(doc *yaml.Node, e *jsonschema.ValidationError) {
 	}
 	switch k := e.ErrorKind.(type) {
 	case *kind.AdditionalProperties:
-		for _, p := range k.Properties {
-			pk, _ := nodeAt(doc, append(slices.Clone(e.InstanceLocation), p))
-			pl := line
-			if pk != nil {
-				pl = pk.Line
+		// One pass over the mapping for all its unknown keys, not one walk
+		// per key: 80,000 of them took minutes.
+		keyLines := map[string]int{}
+		if val != nil && val.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(val.Content); i += 2 {
+				if _, seen := keyLines[val.Content[i].Value]; !seen {
+					keyLines[val.Content[i].Value] = val.Content[i].Line
+				}
+			}
+		}
+		props := slices.SortedFunc(slices.Values(k.Properties), func(a, b string) int { return keyLines[a] - keyLines[b] })
+		for i, p := range props {
+			if i == maxProblems {
+				l.add(line, "%s: and %d more unknown keys", where, len(k.Properties)-maxProblems)
+				break
+			}
+			pl, ok := keyLines[p]
+			if !ok {
+				pl = line
 			}
 			l.add(pl, "unknown key %q in %s", p, where)
 		}
@@ -344,6 +443,14 @@ func (l *loader) resolve(cfg *Config, doc *yaml.Node) {
 	}
 	if cfg.Postgres != nil {
 		one(&cfg.Postgres.URL, "postgres", "url")
+		if v := cfg.Postgres.URL.Value; !v.Empty() {
+			// A URL the driver cannot parse never becomes reachable: exit 2
+			// now rather than retry until the deadline. The value is a secret,
+			// so neither it nor the driver's message is echoed.
+			if _, err := pgconn.ParseConfig(v.Reveal()); err != nil {
+				l.add(line(doc, "postgres", "url"), "postgres.url: the value of %s is not a PostgreSQL URL or key=value DSN the driver accepts", cfg.Postgres.URL.Ref())
+			}
+		}
 	}
 	if cfg.AC != nil {
 		one(&cfg.AC.ClientSecret, "ac", "client_secret")

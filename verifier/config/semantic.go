@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -105,6 +106,67 @@ func (c *Config) Secrets() []secret.Value {
 	}
 	if c.AC != nil {
 		add(c.AC.ClientSecret.Value)
+	}
+	for _, u := range c.plainURLs() {
+		for _, v := range userinfo(u) {
+			add(secret.New(v))
+		}
+	}
+	return out
+}
+
+// plainURLs are the URLs written in the file itself (not credentials),
+// which may still carry user:password@.
+func (c *Config) plainURLs() []string {
+	var out []string
+	if c.AC != nil {
+		out = append(out, c.AC.URLs...)
+	}
+	if c.MC != nil {
+		out = append(out, c.MC.HealthURLs...)
+	}
+	if c.Prometheus != nil {
+		out = append(out, c.Prometheus.URL)
+	}
+	return out
+}
+
+// userinfo returns the user:password of a URL in every form output may
+// show it: raw, decoded and escaped.
+func userinfo(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	out := []string{u.User.String(), u.User.Username(), url.QueryEscape(u.User.Username())}
+	if pw, ok := u.User.Password(); ok {
+		out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
+	}
+	return out
+}
+
+// RedactURL drops a URL's user:password@ for display (plan, targets, next
+// commands); the probes still use the URL as written.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i, j := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i >= 0 && j > i {
+			return raw[:i+3] + "REDACTED@" + raw[j+1:]
+		}
+		return raw
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
+}
+
+// RedactURLs is RedactURL over a list.
+func RedactURLs(raw []string) []string {
+	out := make([]string, len(raw))
+	for i, r := range raw {
+		out[i] = RedactURL(r)
 	}
 	return out
 }

@@ -61,8 +61,9 @@ func Checks(cfg *config.Config) []Check {
 	}
 	if a := cfg.AC; a != nil {
 		v := map[string]string{"ref": a.ClientSecret.ShellRef()}
-		add(config.ACJWKS, nil, a.URLs, v)
-		add(config.ACToken, []string{config.ACJWKS}, a.URLs[:1], v)
+		tg := config.RedactURLs(a.URLs)
+		add(config.ACJWKS, nil, tg, v)
+		add(config.ACToken, []string{config.ACJWKS}, tg[:1], v)
 	}
 	if g := cfg.GC; g != nil {
 		add(config.GCHealth, nil, g.GRPCAddresses, nil)
@@ -80,7 +81,7 @@ func Checks(cfg *config.Config) []Check {
 			// check explains it and mc.ready is blocked, not a second failure.
 			deps = append(deps, config.RedisReachable)
 		}
-		targets := m.HealthURLs
+		targets := config.RedactURLs(m.HealthURLs)
 		if len(targets) == 0 {
 			targets = []string{"health port " + strconv.Itoa(m.HealthPort) + " of each registered MC"}
 		}
@@ -88,7 +89,7 @@ func Checks(cfg *config.Config) []Check {
 		add(config.MCWebTransport, []string{config.GCRegistration}, []string{"each registered MC's WebTransport endpoint"}, nil)
 	}
 	if p := cfg.Prometheus; p != nil {
-		tg := []string{p.URL}
+		tg := []string{config.RedactURL(p.URL)}
 		add(config.PromReady, nil, tg, nil)
 		add(config.PromTargets, []string{config.PromReady}, tg, nil)
 	}
