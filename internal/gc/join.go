@@ -89,6 +89,30 @@ func dialTarget(endpoint string) (string, error) {
 	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
+// prune closes the connections to endpoints that no live controller
+// advertises any more (deregistered, stale, re-registered elsewhere): each
+// held goroutines and a socket forever. It returns how many it closed.
+func (j *joiner) prune(live map[string]bool) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for ep, cc := range j.conns {
+		if !live[ep] {
+			_ = cc.Close()
+			delete(j.conns, ep)
+			n++
+		}
+	}
+	return n
+}
+
+// open is how many controller connections the joiner holds.
+func (j *joiner) open() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.conns)
+}
+
 func (j *joiner) close() {
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/grpcserver"
 	"github.com/darktower/devstack/internal/logging"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 // fakeMC is a real MeetingControllerService on a loopback port, behind the
@@ -260,4 +262,43 @@ func listenClosed(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// Issue 11 item 10: GC closes its connection to a controller once no live
+// registration advertises that endpoint; 40 registrations that came and
+// went used to leave 40 connections and their goroutines behind.
+func TestConnectionsToDepartedControllersClose(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) {
+		c.Region = "conns"
+		c.StalenessInterval = 200 * time.Millisecond
+	})
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	var fakes []*fakeMC
+	for i := range 4 {
+		id := "mc-conn-" + string(rune('a'+i))
+		f := startFakeMC(t, e, id, true)
+		fakes = append(fakes, f)
+		registerAs(t, mc, id, "conns", f.endpoint, 0, healthy)
+		// Only this controller is healthy, so the join must dial it.
+		if code, r, body := join(t, e, "conn-"+id, ""); code != 200 || r.ControllerID != id {
+			t.Fatalf("join to %s = %d %s", id, code, body)
+		}
+		if i < 3 {
+			if _, err := mc.DeregisterMC(ctxT(t), &internalv1.DeregisterMCRequest{ControllerId: id, Reason: "test"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testsupport.Eventually(t, 10*time.Second, "connections to departed controllers closed", func() error {
+		if n := e.app.joiner.open(); n != 1 {
+			return fmt.Errorf("GC holds %d controller connections, want 1 (only %s is live)", n, fakes[3].id)
+		}
+		return nil
+	})
+	e.app.joiner.mu.Lock()
+	_, kept := e.app.joiner.conns[fakes[3].endpoint]
+	e.app.joiner.mu.Unlock()
+	if !kept {
+		t.Fatal("the live controller's connection was closed")
+	}
 }

@@ -17,6 +17,24 @@ func (a *App) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		a.SweepOnce(ctx)
+		a.pruneConns(ctx)
+	}
+}
+
+// pruneConns closes this replica's connections to controllers that left.
+// Every replica runs it: the connections are its own, not shared state.
+func (a *App) pruneConns(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	live, err := a.store.LiveEndpoints(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("listing live endpoints failed; connections kept", "error", err)
+		}
+		return
+	}
+	if n := a.joiner.prune(live); n > 0 {
+		a.log.Info("closed connections to departed meeting controllers", "closed", n, "open", a.joiner.open())
 	}
 }
 
