@@ -2,6 +2,7 @@ package serve
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,12 +16,13 @@ type metrics struct {
 	runs     *prometheus.CounterVec
 	runSecs  prometheus.Histogram
 	lastRun  prometheus.Gauge
+	since    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "verifier_check_up",
-			Help: "1 if the check passed in the latest run, 0 if it failed or was blocked."}, []string{"check"}),
+			Help: "1 if the check's latest attempt passed, 0 if it failed (even while its run still retries) or was blocked."}, []string{"check"}),
 		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "verifier_check_duration_seconds",
 			Help: "Time the check took to reach its verdict in the latest run."}, []string{"check"}),
 		attempts: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "verifier_check_attempts",
@@ -32,8 +34,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "verifier_last_run_timestamp_seconds",
 			Help: "Unix time the latest run finished."}),
 	}
-	reg.MustRegister(m.up, m.duration, m.attempts, m.runs, m.runSecs, m.lastRun)
+	m.since = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "verifier_check_failing_since_timestamp_seconds",
+		Help: "Unix time of the first failed attempt of the check's current failing streak; 0 while it passes."}, []string{"check"})
+	reg.MustRegister(m.up, m.duration, m.attempts, m.runs, m.runSecs, m.lastRun, m.since)
 	return m
+}
+
+// live sets a check's state from its latest attempt, before its run ends:
+// verifier_check_up drops to 0 at the first failed attempt.
+func (m *metrics) live(check string, up bool, since time.Time) {
+	v, ts := 0.0, 0.0
+	if up {
+		v = 1
+	}
+	if !since.IsZero() {
+		ts = float64(since.Unix())
+	}
+	m.up.WithLabelValues(check).Set(v)
+	m.since.WithLabelValues(check).Set(ts)
 }
 
 func (m *metrics) record(r *runner.Report) {

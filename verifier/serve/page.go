@@ -12,21 +12,23 @@ type pageRow struct {
 	runner.CheckResult
 	Live    runner.Status
 	History []Verdict
+	Failing *Failing // the latest attempt failed, whatever the last verdict
 }
 
 type pageData struct {
-	Refresh   int
-	HaveRun   bool
-	Healthy   bool
-	ExitCode  int
-	Finished  string
-	Took      string
-	Running   bool
-	LiveDone  int
-	Total     int
-	Runs      int
-	Rows      []pageRow
-	Generated string
+	Refresh    int
+	HaveRun    bool
+	Healthy    bool
+	ExitCode   int
+	Finished   string
+	Took       string
+	Running    bool
+	LiveDone   int
+	Total      int
+	Runs       int
+	Rows       []pageRow
+	Generated  string
+	FailingNow []string // ids whose latest attempt failed
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -54,14 +56,28 @@ code{background:#f3f3f3;padding:0 .2em}
 .muted{color:#777}
 </style></head><body>
 <h1>Dark Tower verifier</h1>
-{{if .HaveRun}}
+{{if .FailingNow}}
+<div id="overall" class="banner unhealthy" data-failing="{{len .FailingNow}}">
+{{if and .HaveRun (not .Healthy)}}Unhealthy (exit {{.ExitCode}}){{else}}Unhealthy now{{end}}: failing {{range $i, $id := .FailingNow}}{{if $i}}, {{end}}<code>{{$id}}</code>{{end}}
+<span class="muted">{{if .HaveRun}}: run #{{.Runs}} finished {{.Finished}}{{if .Healthy}} healthy{{end}}{{end}}{{if .Running}}; the run in progress is still retrying{{end}}</span></div>
+{{else if .HaveRun}}
 <div id="overall" class="banner {{if .Healthy}}healthy{{else}}unhealthy{{end}}" data-exit-code="{{.ExitCode}}">
 {{if .Healthy}}Healthy: every check passed{{else}}Unhealthy (exit {{.ExitCode}}){{end}}
 <span class="muted">: run #{{.Runs}} finished {{.Finished}}, took {{.Took}}</span></div>
 {{else}}<div id="overall" class="banner waiting">First run in progress…</div>{{end}}
 {{if .Running}}<p class="muted" id="progress">Checking again now: {{.LiveDone}}/{{.Total}} done.</p>{{end}}
 <table><thead><tr><th>Check</th><th>State</th><th>Attempts</th><th>Took</th><th>Evidence, cause, next step</th><th>Recent history (oldest first)</th></tr></thead><tbody>
-{{range .Rows}}<tr id="check-{{.ID}}" class="{{.Status}}" data-check="{{.ID}}" data-status="{{.Status}}">
+{{range .Rows}}{{if .Failing}}<tr id="check-{{.ID}}" class="fail" data-check="{{.ID}}" data-status="{{.Status}}" data-live="failing">
+<td class="id">{{.ID}}</td>
+<td class="status">failing</td>
+<td>{{.Failing.Attempts}}</td><td>since {{clock .Failing.Since}}</td>
+<td class="detail">
+<div><b>what</b>{{.Failing.Error}}</div>
+<div><b>evidence</b>{{if .Failing.Evidence}}{{.Failing.Evidence}}{{else}}{{.Failing.Error}}{{end}}</div>
+<div><b>cause</b>{{.Failing.Class.Cause}}</div>
+<div><b>next</b><code>{{.Failing.Class.Next}}</code></div>
+<div class="muted">failing since {{clock .Failing.Since}}{{if eq .Failing.Status "running"}}, still retrying{{end}}</div></td>
+{{else}}<tr id="check-{{.ID}}" class="{{.Status}}" data-check="{{.ID}}" data-status="{{.Status}}">
 <td class="id">{{.ID}}</td>
 <td class="status">{{if .Status}}{{.Status}}{{else}}{{.Live}}{{end}}</td>
 <td>{{.Attempts}}</td><td>{{ms .Duration}}</td>
@@ -70,7 +86,7 @@ code{background:#f3f3f3;padding:0 .2em}
 <div><b>evidence</b>{{if .Evidence}}{{.Evidence}}{{else}}{{.Error}}{{end}}</div>
 <div><b>cause</b>{{.Class.Cause}}</div>
 <div><b>next</b><code>{{.Class.Next}}</code></div>
-{{else if eq .Status "blocked"}}blocked by <code>{{.BlockedBy}}</code>{{else}}{{.Evidence}}{{end}}</td>
+{{else if eq .Status "blocked"}}blocked by <code>{{.BlockedBy}}</code>{{else}}{{.Evidence}}{{end}}</td>{{end}}
 <td class="hist">{{range .History}}<span class="{{.Status}}" title="{{clock .At}} {{.Status}} {{.Class}}"></span>{{end}}</td>
 </tr>
 {{end}}</tbody></table>
@@ -104,6 +120,10 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 			row.Live = l.Status
 		} else {
 			row.Live = runner.Pending
+		}
+		if f, ok := s.failing[c.ID]; ok {
+			row.Failing = &f
+			d.FailingNow = append(d.FailingNow, c.ID)
 		}
 		d.Rows = append(d.Rows, row)
 	}

@@ -42,8 +42,19 @@ type Server struct {
 	history  map[string][]Verdict
 	inflight *flight
 	runs     int
+	// failing holds each check whose latest attempt failed, across runs,
+	// so a run still retrying does not hide an outage behind the previous
+	// run's verdict (a 40 s SIGSTOP of GC showed "Healthy" throughout).
+	failing map[string]Failing
 
 	m *metrics
+}
+
+// Failing is a check whose latest attempt failed: since when (the first
+// failed attempt of the streak) and what the latest one found.
+type Failing struct {
+	Since time.Time
+	runner.CheckResult
 }
 
 type flight struct {
@@ -54,7 +65,7 @@ type flight struct {
 // New builds a server; metrics are registered on reg.
 func New(ctx context.Context, cfg *config.Config, checks []probe.Check, opt runner.Options, interval time.Duration, reg prometheus.Registerer) *Server {
 	return &Server{cfg: cfg, checks: checks, opt: opt, interval: interval, ctx: ctx,
-		live: map[string]runner.CheckResult{}, history: map[string][]Verdict{}, m: newMetrics(reg)}
+		live: map[string]runner.CheckResult{}, history: map[string][]Verdict{}, failing: map[string]Failing{}, m: newMetrics(reg)}
 }
 
 // Loop runs the checks, waits interval, and again, until ctx ends.
@@ -95,6 +106,7 @@ func (s *Server) lead(f *flight) {
 	opt.Observe = func(c runner.CheckResult) {
 		s.mu.Lock()
 		s.live[c.ID] = c
+		s.track(c)
 		s.mu.Unlock()
 		if s.opt.Observe != nil {
 			s.opt.Observe(c)
@@ -115,6 +127,39 @@ func (s *Server) lead(f *flight) {
 	s.mu.Unlock()
 	f.rep = rep
 	close(f.done)
+}
+
+// track follows each attempt as it happens: a failed attempt marks the
+// check failing now (page and metrics), a pass clears it. Called with mu held.
+func (s *Server) track(c runner.CheckResult) {
+	switch {
+	case c.Status == runner.Pass:
+		delete(s.failing, c.ID)
+		s.m.live(c.ID, true, time.Time{})
+	case c.Status == runner.Blocked:
+		// Its prerequisite is the one failing, and says so itself.
+		delete(s.failing, c.ID)
+		s.m.live(c.ID, false, time.Time{})
+	case c.Error != "":
+		f, ok := s.failing[c.ID]
+		if !ok {
+			f.Since = time.Now()
+		}
+		f.CheckResult = c
+		s.failing[c.ID] = f
+		s.m.live(c.ID, false, f.Since)
+	}
+}
+
+// FailingNow returns the checks whose latest attempt failed.
+func (s *Server) FailingNow() map[string]Failing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Failing, len(s.failing))
+	for k, v := range s.failing {
+		out[k] = v
+	}
+	return out
 }
 
 // Runs is how many runs have finished.

@@ -193,3 +193,73 @@ redis: {address: %s, password: {env: RP}}
 		t.Errorf("status page does not show the failure:\n%s", page)
 	}
 }
+
+// Issue 11 item 14: a check that starts failing shows on the page and in
+// /metrics at its first failed attempt, while its run is still retrying,
+// not only when the run's deadline ends.
+func TestFailingShowsWhileRunRetries(t *testing.T) {
+	cfg := load(t, "version: 1\ndeadline: 60s\nbackoff: {initial: 50ms, max: 100ms}\n", nil)
+	var broken atomic.Bool
+	flaky := probe.Check{ID: "gc.flaky", Timeout: time.Second, Probe: func(ctx context.Context, _ probe.Target, _ *slog.Logger) probe.Result {
+		if broken.Load() {
+			return probe.Failed(classify.At("127.0.0.1:1", errors.New("connection refused")), "GC stopped answering")
+		}
+		return probe.Pass("GC answers")
+	}}
+	reg := imetrics.NewRegistry()
+	s := New(context.Background(), cfg, []probe.Check{flaky}, runner.Options{}, time.Hour, reg)
+	h := s.Handler(reg)
+	if rep := s.Run(); rep.ExitCode() != runner.ExitHealthy {
+		t.Fatalf("first run: exit %d", rep.ExitCode())
+	}
+	if _, page := get(t, h, "/"); !strings.Contains(page, "Healthy: every check passed") {
+		t.Fatalf("after a passing run the page is not healthy:\n%s", page)
+	}
+
+	broken.Store(true)
+	done := make(chan *runner.Report, 1)
+	go func() { done <- s.Run() }()
+	testsupport.Eventually(t, 10*time.Second, "the failing check on the page", func() error {
+		_, page := get(t, h, "/")
+		if strings.Contains(page, "Healthy: every check passed") || !strings.Contains(page, `data-live="failing"`) ||
+			!strings.Contains(page, "GC stopped answering") || !strings.Contains(page, "failing since") {
+			return fmt.Errorf("page does not show gc.flaky failing:\n%s", page)
+		}
+		return nil
+	})
+	_, m := get(t, h, "/metrics")
+	if !strings.Contains(m, `verifier_check_up{check="gc.flaky"} 0`) || strings.Contains(m, `verifier_check_failing_since_timestamp_seconds{check="gc.flaky"} 0`) ||
+		!strings.Contains(m, `verifier_check_failing_since_timestamp_seconds{check="gc.flaky"}`) {
+		t.Errorf("/metrics does not show gc.flaky failing:\n%s", grep(m, "gc.flaky"))
+	}
+	if f, ok := s.FailingNow()["gc.flaky"]; !ok || f.Since.IsZero() || f.Status != runner.Running {
+		t.Errorf("FailingNow = %+v, want gc.flaky still running with a since", s.FailingNow())
+	}
+	select {
+	case <-done:
+		t.Fatal("the run ended; the test must observe it while it retries")
+	default:
+	}
+
+	// It recovers: the run passes and everything clears.
+	broken.Store(false)
+	if rep := <-done; rep.ExitCode() != runner.ExitHealthy {
+		t.Fatalf("after recovery: exit %d", rep.ExitCode())
+	}
+	_, page := get(t, h, "/")
+	_, m = get(t, h, "/metrics")
+	if !strings.Contains(page, "Healthy: every check passed") || !strings.Contains(m, `verifier_check_up{check="gc.flaky"} 1`) ||
+		!strings.Contains(m, `verifier_check_failing_since_timestamp_seconds{check="gc.flaky"} 0`) {
+		t.Fatalf("after recovery: page healthy %v, metrics\n%s", strings.Contains(page, "Healthy: every check passed"), grep(m, "gc.flaky"))
+	}
+}
+
+func grep(text, part string) string {
+	var out []string
+	for l := range strings.SplitSeq(text, "\n") {
+		if strings.Contains(l, part) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
