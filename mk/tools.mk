@@ -42,7 +42,7 @@ k8s_ldflags = -s -w \
 FORCE-TOOL:
 
 .PHONY: tools
-tools: $(BIN)/kind $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kube-apiserver ## Build the pinned kind, skaffold, kubectl and kube-apiserver into bin/ (cached by version)
+tools: $(BIN)/kind $(BIN)/skaffold $(KUBERNETES_BINS) ## Build the pinned kind, skaffold and Kubernetes commands into bin/ (cached by version)
 
 $(BIN)/kind: $(call tool_force,kind,$(KIND_VERSION))
 	@mkdir -p $(BIN)
@@ -57,14 +57,48 @@ $(BIN)/skaffold: $(call tool_force,skaffold,$(SKAFFOLD_VERSION))
 		-o $(BIN)/skaffold github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold)
 	@echo $(SKAFFOLD_VERSION) > $(BIN)/.skaffold.version
 
-$(BIN)/kubectl: $(call tool_force,kubectl,$(KUBERNETES_VERSION))
-	@mkdir -p $(BIN)
-	@$(call cached,kubectl,$(KUBERNETES_VERSION),cd tools/kubectl && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
-		-o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl)
-	@echo $(KUBERNETES_VERSION) > $(BIN)/.kubectl.version
+# The Kubernetes commands come from one module (tools/kubernetes) in one `go build`, which
+# shares the compilation of k8s.io/* between them; they are cached as one set.
+KUBERNETES_CMDS := kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy
+KUBERNETES_BINS := $(addprefix $(BIN)/,$(KUBERNETES_CMDS))
+kubernetes_stale = $(if $(and $(filter $(KUBERNETES_VERSION),$(shell cat $(BIN)/.kubernetes.version 2>/dev/null)),$(filter $(words $(KUBERNETES_CMDS)),$(words $(wildcard $(KUBERNETES_BINS))))),,FORCE-TOOL)
+KUBERNETES_CACHE = $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
 
-$(BIN)/kube-apiserver: $(call tool_force,kube-apiserver,$(KUBERNETES_VERSION))
+$(KUBERNETES_BINS) &: $(kubernetes_stale)
 	@mkdir -p $(BIN)
-	@$(call cached,kube-apiserver,$(KUBERNETES_VERSION),cd tools/kube-apiserver && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" \
-		-o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver)
-	@echo $(KUBERNETES_VERSION) > $(BIN)/.kube-apiserver.version
+	@if [ -f $(KUBERNETES_CACHE)/.complete ]; then cp $(addprefix $(KUBERNETES_CACHE)/,$(KUBERNETES_CMDS)) $(BIN)/ && echo "kubernetes $(KUBERNETES_VERSION): from $(KUBERNETES_CACHE)"; \
+	else cd tools/kubernetes && $(GO) build -trimpath -ldflags "$(k8s_ldflags)" -o $(BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(KUBERNETES_CMDS)) \
+		&& rm -rf $(KUBERNETES_CACHE).tmp && mkdir -p $(KUBERNETES_CACHE).tmp && cp $(KUBERNETES_BINS) $(KUBERNETES_CACHE).tmp/ \
+		&& touch $(KUBERNETES_CACHE).tmp/.complete && rm -rf $(KUBERNETES_CACHE) && mv $(KUBERNETES_CACHE).tmp $(KUBERNETES_CACHE); fi
+	@echo $(KUBERNETES_VERSION) > $(BIN)/.kubernetes.version
+
+# The node's own tools (mk/node.mk), each from its module under tools/, cached by version.
+REGISTRY_VERSION    := v3.1.2
+COREDNS_VERSION     := v1.14.7
+KUBE_ROUTER_VERSION := v2.1.0
+
+$(BIN)/registry: $(call tool_force,registry,$(REGISTRY_VERSION))
+	@mkdir -p $(BIN)
+	@$(call cached,registry,$(REGISTRY_VERSION),cd tools/registry && $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/registry github.com/distribution/distribution/v3/cmd/registry)
+	@echo $(REGISTRY_VERSION) > $(BIN)/.registry.version
+
+# Static: it runs in a container image with nothing else in it.
+$(BIN)/coredns: $(call tool_force,coredns,$(COREDNS_VERSION))
+	@mkdir -p $(BIN)
+	@$(call cached,coredns,$(COREDNS_VERSION),cd tools/coredns && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/coredns .)
+	@echo $(COREDNS_VERSION) > $(BIN)/.coredns.version
+
+$(BIN)/kube-router: $(call tool_force,kube-router,$(KUBE_ROUTER_VERSION))
+	@mkdir -p $(BIN)
+	@$(call cached,kube-router,$(KUBE_ROUTER_VERSION),cd tools/kube-router && $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+	@echo $(KUBE_ROUTER_VERSION) > $(BIN)/.kube-router.version
+
+# Skaffold renders with a `kustomize` on PATH when there is one, and falls back to
+# `kubectl kustomize` otherwise: pin it, at the version kubectl v1.37 embeds, so both
+# render alike and no older kustomize of the machine's is picked up.
+KUSTOMIZE_VERSION := v5.8.1
+
+$(BIN)/kustomize: $(call tool_force,kustomize,$(KUSTOMIZE_VERSION))
+	@mkdir -p $(BIN)
+	@$(call cached,kustomize,$(KUSTOMIZE_VERSION),GOBIN=$(BIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION))
+	@echo $(KUSTOMIZE_VERSION) > $(BIN)/.kustomize.version
