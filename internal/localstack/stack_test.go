@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -244,6 +245,22 @@ func TestKillEachKindThenVerifyAndRecover(t *testing.T) {
 			}
 			if failLine == "" {
 				t.Fatalf("verify with %s killed did not fail %s:\n%s", c.process, c.check, out)
+			}
+			// Issue 11 item 13: devstack says at once which process is down
+			// and what its log last said, and the verifier's verdict comes
+			// before the deadline instead of retrying what will not start.
+			if !strings.Contains(out, "not running (make up starts them again):\n  "+c.process+" is not running") ||
+				!strings.Contains(out, "last lines of ") {
+				t.Errorf("verify does not report %s down with its last log lines:\n%s", c.process, out)
+			}
+			if !strings.Contains(out, "local.process-down") && !strings.Contains(out, "local mode: "+c.process+" is not running") {
+				t.Errorf("the verifier was not told %s is down:\n%s", c.process, out)
+			}
+			if strings.Contains(out, "deadline reached with checks still failing") {
+				t.Errorf("with %s down a check still waited out the deadline:\n%s", c.process, out)
+			}
+			if c.process == "redis" && !regexp.MustCompile(`BLOCKED\s+mc\.webtransport`).MatchString(out) {
+				t.Errorf("with Redis down mc.webtransport must be blocked, not failed:\n%s", out)
 			}
 			if out := d.up(); !strings.Contains(out, "verified healthy") || !strings.Contains(out, c.process) {
 				t.Fatalf("up after killing %s did not return to healthy:\n%s", c.process, out)

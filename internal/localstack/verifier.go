@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,10 +73,78 @@ func (s *Stack) VerifierURL() string { return fmt.Sprintf("http://127.0.0.1:%d",
 // ErrUnhealthy is returned when the verifier found a failing check.
 var ErrUnhealthy = errors.New("the verifier found a problem (see its report above)")
 
+// checksOf are the verifier checks that fail when a process is down: the
+// first that probes it (the rest are blocked behind it), and those that
+// see it directly without depending on that one.
+func checksOf(name string) []string {
+	switch {
+	// Its exporter's scrapes fail or time out without it.
+	case name == "postgres":
+		return []string{"postgres.reachable", "prometheus.targets"}
+	case name == "redis":
+		return []string{"redis.reachable", "prometheus.targets"}
+	// A service that is down is also a scrape target that is down.
+	case strings.HasPrefix(name, "ac-"):
+		return []string{"ac.jwks", "prometheus.targets"}
+	case strings.HasPrefix(name, "gc-"):
+		return []string{"gc.health", "prometheus.targets"}
+	case strings.HasPrefix(name, "mc-"):
+		// Its registration stays fresh for up to the staleness threshold.
+		return []string{"gc.registration", "mc.ready", "mc.webtransport", "prometheus.targets"}
+	case name == "prometheus":
+		return []string{"prometheus.ready"}
+	case name == "redis-exporter", name == "postgres-exporter", name == "verifier":
+		return []string{"prometheus.targets"}
+	}
+	return nil
+}
+
+// downReport lists the stack's processes that are not running, what is
+// known about each, and the checks each one fails. Processes run detached
+// and are reaped by init, so their exit status is not known here; the
+// pid and the last log lines are.
+func (s *Stack) downReport() (lines []string, checks map[string]string) {
+	checks = map[string]string{}
+	for _, c := range s.components() {
+		if c.name == "db-migrate" || c.running() {
+			continue
+		}
+		what := c.name + " is not running"
+		if pid, _ := s.Running(c.name); pid > 0 {
+			what += fmt.Sprintf(" (pid %d has exited; it ran detached, so its exit status was not recorded)", pid)
+		}
+		lines = append(lines, what+s.tail(c.name))
+		for _, id := range checksOf(c.name) {
+			if prev, ok := checks[id]; ok {
+				checks[id] = prev + "; " + what
+			} else {
+				checks[id] = "local mode: " + what
+			}
+		}
+	}
+	return lines, checks
+}
+
 // Verify runs the verifier once against the stack, its report on out.
-// extra are more flags, e.g. --output json.
+// extra are more flags, e.g. --output json. Processes that are not running
+// are reported first, at once, and the verifier is told so that their
+// checks fail on the first refusal instead of being retried to the deadline.
 func (s *Stack) Verify(ctx context.Context, out io.Writer, extra ...string) error {
-	cmd := exec.CommandContext(ctx, s.bin("verifier"), append([]string{"run", "--config", s.verifierConfigPath()}, extra...)...)
+	args := append([]string{"run", "--config", s.verifierConfigPath()}, extra...)
+	if lines, down := s.downReport(); len(lines) > 0 {
+		fmt.Fprintf(out, "not running (make up starts them again):\n  %s\n\n", strings.Join(lines, "\n  "))
+		b, err := json.Marshal(down)
+		if err != nil {
+			return err
+		}
+		path := s.Path("run", "verifier-down.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		args = append(args, "--down", path)
+	}
+	cmd := exec.CommandContext(ctx, s.bin("verifier"), args...)
 	cmd.Env = append(Environ(s.verifierEnv()), "TERM="+os.Getenv("TERM"))
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()

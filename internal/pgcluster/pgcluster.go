@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/darktower/devstack/internal/procs"
 )
 
 // BinDir is where the server binaries are: POSTGRES_BIN_DIR, or Debian's
@@ -101,6 +103,11 @@ func (c *Cluster) Start(settings ...string) error {
 
 // Running reports whether a postmaster holds the data directory.
 func (c *Cluster) Running() bool {
+	// pg_ctl counts a killed postmaster that its parent has not collected
+	// yet (a zombie) as running.
+	if pid := c.PID(); pid > 0 && !procs.Alive(pid) {
+		return false
+	}
 	return c.run("pg_ctl", "-D", c.DataDir(), "status") == nil
 }
 

@@ -128,7 +128,7 @@ func (d Dir) Running(name string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if !alive(pid) {
+	if !Alive(pid) {
 		return pid, false
 	}
 	if len(lines) > 1 {
@@ -142,7 +142,9 @@ func (d Dir) Running(name string) (int, bool) {
 	return pid, true
 }
 
-func alive(pid int) bool {
+// Alive reports whether pid runs: it exists and is not a zombie (exited,
+// not yet collected by its parent).
+func Alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
@@ -169,7 +171,7 @@ func (d Dir) Stop(name string, grace time.Duration) error {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if !alive(pid) && !groupAlive(pid) {
+		if !Alive(pid) && !groupAlive(pid) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -177,7 +179,7 @@ func (d Dir) Stop(name string, grace time.Duration) error {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	time.Sleep(100 * time.Millisecond)
-	if alive(pid) {
+	if Alive(pid) {
 		return fmt.Errorf("%s (pid %d) survived SIGKILL", name, pid)
 	}
 	return nil

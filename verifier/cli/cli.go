@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +44,8 @@ run and serve:
   --concurrency N      checks probing at once; 0 for all (default: from the file)
   --deadline D         time budget of a run, e.g. 90s (default: from the file)
   --log-level LEVEL    debug, info, warn or error on stderr (default error)
+  --down FILE          run only: JSON {check id: reason} for targets known not to run
+                       (local mode's supervisor writes it); their failure is final at once
 serve:
   --listen ADDR        default 127.0.0.1:9095
   --interval D         pause between runs (default 15s)
@@ -81,10 +85,10 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 }
 
 type flags struct {
-	config, output, logLevel, listen string
-	concurrency                      int
-	deadline, interval               time.Duration
-	secrets                          bool
+	config, output, logLevel, listen, down string
+	concurrency                            int
+	deadline, interval                     time.Duration
+	secrets                                bool
 }
 
 func command(ctx context.Context, cmd string, args []string, stdio IO) int {
@@ -103,6 +107,7 @@ func command(ctx context.Context, cmd string, args []string, stdio IO) int {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:9095", "")
 	fs.DurationVar(&f.interval, "interval", 15*time.Second, "")
 	fs.BoolVar(&f.secrets, "secrets", false, "")
+	fs.StringVar(&f.down, "down", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdio.Stdout, usage)
@@ -149,6 +154,16 @@ func command(ctx context.Context, cmd string, args []string, stdio IO) int {
 	}
 	opt := runner.Options{Concurrency: cfg.Concurrency, Deadline: cfg.Deadline.D(), Backoff: cfg.Backoff,
 		Log: logging.NewTo(stdio.Stderr, "verifier", f.logLevel)}
+	if f.down != "" {
+		if cmd != "run" {
+			fmt.Fprintf(stdio.Stderr, "verifier %s: --down applies to run only\n", cmd)
+			return runner.ExitUsage
+		}
+		if opt.Down, err = readDown(f.down, checks); err != nil {
+			fmt.Fprintf(stdio.Stderr, "verifier %s: --down: %v\n", cmd, err)
+			return runner.ExitUsage
+		}
+	}
 	switch cmd {
 	case "lint":
 		fmt.Fprintf(stdio.Stdout, "%s: valid, %d checks\n", f.config, len(checks))
@@ -160,6 +175,33 @@ func command(ctx context.Context, cmd string, args []string, stdio IO) int {
 		return runServe(ctx, cfg, checks, opt, f, stdio)
 	}
 	return runOnce(ctx, cfg, checks, opt, f, stdio)
+}
+
+// readDown reads the --down file: a JSON object from check id to what the
+// supervisor knows about the process behind it.
+func readDown(path string, checks []probe.Check) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
+	}
+	var down map[string]string
+	if err := json.Unmarshal(b, &down); err != nil {
+		return nil, fmt.Errorf("%s: expected a JSON object of check id to reason: %v", path, err)
+	}
+	for id := range down {
+		if !slices.ContainsFunc(checks, func(c probe.Check) bool { return c.ID == id }) {
+			return nil, fmt.Errorf("%s: %q is not a configured check", path, id)
+		}
+	}
+	return down, nil
 }
 
 func runOnce(ctx context.Context, cfg *config.Config, checks []probe.Check, opt runner.Options, f flags, stdio IO) int {

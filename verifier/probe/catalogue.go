@@ -63,7 +63,13 @@ func Checks(cfg *config.Config) []Check {
 		v := map[string]string{"ref": a.ClientSecret.ShellRef()}
 		tg := config.RedactURLs(a.URLs)
 		add(config.ACJWKS, nil, tg, v)
-		add(config.ACToken, []string{config.ACJWKS}, tg[:1], v)
+		deps := []string{config.ACJWKS}
+		if cfg.Postgres != nil {
+			// AC reads its clients from Postgres: with Postgres down,
+			// postgres.reachable says so and the token is blocked.
+			deps = append(deps, config.PostgresReachable)
+		}
+		add(config.ACToken, deps, tg[:1], v)
 	}
 	if g := cfg.GC; g != nil {
 		add(config.GCHealth, nil, g.GRPCAddresses, nil)
@@ -71,7 +77,16 @@ func Checks(cfg *config.Config) []Check {
 		if cfg.AC != nil && cfg.MC != nil {
 			// The registry of a GC that answers without a token proves
 			// nothing (anyone could have registered), so it waits for auth.
-			add(config.GCRegistration, []string{config.GCAuth, config.ACToken}, g.GRPCAddresses, nil)
+			deps := []string{config.GCAuth, config.ACToken}
+			if cfg.Redis != nil {
+				// An MC reports HEALTHY only with Redis: with Redis down,
+				// redis.reachable says so and the MC checks are blocked.
+				deps = append(deps, config.RedisReachable)
+			}
+			if cfg.Postgres != nil {
+				deps = append(deps, config.PostgresReachable) // the registry lives there
+			}
+			add(config.GCRegistration, deps, g.GRPCAddresses, nil)
 		}
 	}
 	if m := cfg.MC; m != nil && cfg.GC != nil && cfg.AC != nil {

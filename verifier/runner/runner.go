@@ -107,7 +107,15 @@ type Options struct {
 	Log         *slog.Logger
 	// Observe is told every change of a check (start, attempt, verdict).
 	Observe func(CheckResult)
+	// Down names checks whose target is known not to run (local mode's
+	// supervisor saw the process gone), with what it knows. Such a check
+	// still makes one attempt, in case the process is back; if that fails
+	// the answer is final at once instead of retried until the deadline.
+	Down map[string]string
 }
+
+// ClassProcessDown is the class of a check whose target process is down.
+const ClassProcessDown = "local.process-down"
 
 // Run runs checks against cfg and returns one report however many attempts
 // were made.
@@ -245,6 +253,17 @@ func (r *run) check(c probe.Check) {
 		}
 		last = res
 		lastClass = classify.Classify(res.Err, info)
+		if why, down := r.opt.Down[c.ID]; down {
+			lastClass = classify.Class{ID: ClassProcessDown, Definite: true,
+				Cause: why + " (" + lastClass.ID + ")",
+				Next:  "make logs  # why it stopped; then: make up  # starts what is not running"}
+			r.update(c.ID, func(cr *CheckResult) {
+				cr.Status, cr.Duration, cr.Definite = Fail, time.Since(start), true
+				cr.Evidence, cr.Error, cr.Class = r.redact(res.Observed), r.redact(res.Err.Error()), r.redactClass(lastClass)
+			})
+			log.Debug("target process is down", "class", lastClass.ID, "error", r.redact(res.Err.Error()))
+			return
+		}
 		log.Debug("attempt failed", "attempt", attempt, "class", lastClass.ID, "error", r.redact(res.Err.Error()))
 		r.update(c.ID, func(cr *CheckResult) {
 			cr.Evidence, cr.Error, cr.Class = r.redact(res.Observed), r.redact(res.Err.Error()), r.redactClass(lastClass)

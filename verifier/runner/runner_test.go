@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,5 +129,45 @@ func TestLevelsRejectsCycle(t *testing.T) {
 	lv, err := Levels([]probe.Check{{ID: "c", Deps: []string{"b"}}, {ID: "b", Deps: []string{"a"}}, {ID: "a"}})
 	if err != nil || len(lv) != 3 || lv[0][0].ID != "a" {
 		t.Fatalf("levels %v %v", lv, err)
+	}
+}
+
+// Issue 11 item 13: a check whose process the supervisor reports down makes
+// one attempt; if that fails, the verdict is final at once with the
+// supervisor's reason, and its dependents are blocked. A refused connection
+// alone is retried until the deadline (something may still be starting).
+func TestDownTargetFailsOnFirstAttempt(t *testing.T) {
+	refused := fn(func(int) probe.Result {
+		return probe.Failed(classify.At("127.0.0.1:6379", errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")), "")
+	})
+	checks := []probe.Check{
+		{ID: "redis.reachable", Timeout: time.Second, Probe: refused},
+		{ID: "mc.ready", Deps: []string{"redis.reachable"}, Timeout: time.Second, Probe: fn(func(int) probe.Result { return probe.Pass("ok") })},
+		{ID: "gc.health", Timeout: time.Second, Probe: fn(func(int) probe.Result { return probe.Pass("ok") })},
+	}
+	rep := Run(context.Background(), cfg(), checks, Options{Down: map[string]string{"redis.reachable": "redis (pid 42) is not running"}})
+	m := byID(rep)
+	c := m["redis.reachable"]
+	if c.Status != Fail || c.Attempts != 1 || !c.Definite || c.DeadlineReached || c.Class.ID != ClassProcessDown ||
+		!strings.Contains(c.Class.Cause, "redis (pid 42) is not running") {
+		t.Fatalf("redis.reachable = %+v, want a definite process-down failure after one attempt", c)
+	}
+	if b := m["mc.ready"]; b.Status != Blocked || b.BlockedBy != "redis.reachable" {
+		t.Fatalf("mc.ready = %+v, want blocked", b)
+	}
+	if rep.ExitCode() != ExitFailed || rep.DeadlineReached {
+		t.Fatalf("exit %d, deadline reached %v; want 1 before the deadline", rep.ExitCode(), rep.DeadlineReached)
+	}
+
+	// Without the supervisor's word the same refusal is retried to the deadline.
+	rep = Run(context.Background(), cfg(), checks[:1], Options{})
+	if c := byID(rep)["redis.reachable"]; c.Attempts < 2 || !c.DeadlineReached {
+		t.Fatalf("without Down: %+v, want retries until the deadline", c)
+	}
+
+	// A process that came back passes: Down is a hint, not a verdict.
+	rep = Run(context.Background(), cfg(), checks[2:], Options{Down: map[string]string{"gc.health": "gc-0 is not running"}})
+	if c := byID(rep)["gc.health"]; c.Status != Pass {
+		t.Fatalf("gc.health = %+v, want pass", c)
 	}
 }
