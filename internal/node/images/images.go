@@ -364,11 +364,19 @@ func Ensure(ctx context.Context, o Options) (Refs, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return Refs{}, err
 	}
-	unlock, err := lock(filepath.Join(o.CacheDir, ".lock"))
+	unlock, err := lock(ctx, filepath.Join(o.CacheDir, ".lock"), logOr(o.Log))
 	if err != nil {
 		return Refs{}, err
 	}
 	defer unlock()
+	// Scratch left by a run that was killed (nothing else runs while we hold the lock).
+	if left, _ := filepath.Glob(filepath.Join(o.CacheDir, "work-*")); len(left) > 0 {
+		for _, d := range left {
+			if err := removeTree(d); err != nil {
+				return Refs{}, fmt.Errorf("images: %w", err)
+			}
+		}
+	}
 
 	start := time.Now()
 	refs, err := ensure(ctx, o, time.Now())
@@ -460,15 +468,32 @@ func compressedSize(img v1.Image) (int64, error) {
 	return n, nil
 }
 
-// lock takes an exclusive flock on path.
-func lock(path string) (func(), error) {
+// lock takes an exclusive flock on path, waiting (and saying so) while another
+// process holds it, until ctx ends.
+func lock(ctx context.Context, path string, log io.Writer) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	for said := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		if !said {
+			fmt.Fprintf(log, "images: waiting for another build using %s\n", filepath.Dir(path))
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

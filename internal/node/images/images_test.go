@@ -542,9 +542,18 @@ func TestEnsureAndRunImages(t *testing.T) {
 		}
 	})
 	reg := startRegistry(t, bin, work)
+	// The cache the node uses (mk/node.mk passes TOOLS_CACHE), so that the Debian
+	// base is made once per machine; the registry is new, so every image is built.
 	cache := os.Getenv("NODE_IMAGES_CACHE")
+	if tc := os.Getenv("TOOLS_CACHE"); cache == "" && tc != "" {
+		cache = filepath.Join(tc, "images")
+	}
 	if cache == "" {
-		cache = filepath.Join(work, "cache")
+		d, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(d, "darktower-tools", "images")
 	}
 	ensureLog := &syncBuffer{}
 	opts := Options{Registry: reg.addr, CacheDir: cache, BinDir: bin, Log: io.MultiWriter(ensureLog, testWriter{t})}
