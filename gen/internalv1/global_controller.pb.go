@@ -32,8 +32,11 @@ type RegisterMCRequest struct {
 	MaxParticipants      uint32                 `protobuf:"varint,6,opt,name=max_participants,json=maxParticipants,proto3" json:"max_participants,omitempty"`
 	// SHA-256 of the WebTransport certificate (hex), so clients can pin it.
 	WebtransportCertSha256 string `protobuf:"bytes,7,opt,name=webtransport_cert_sha256,json=webtransportCertSha256,proto3" json:"webtransport_cert_sha256,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The key a previous RegisterMC returned, when re-registering a live id.
+	// A live registration held by someone else is refused with PERMISSION_DENIED.
+	RegistrationKey string `protobuf:"bytes,8,opt,name=registration_key,json=registrationKey,proto3" json:"registration_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegisterMCRequest) Reset() {
@@ -115,14 +118,24 @@ func (x *RegisterMCRequest) GetWebtransportCertSha256() string {
 	return ""
 }
 
+func (x *RegisterMCRequest) GetRegistrationKey() string {
+	if x != nil {
+		return x.RegistrationKey
+	}
+	return ""
+}
+
 type RegisterMCResponse struct {
 	state                            protoimpl.MessageState `protogen:"open.v1"`
 	Accepted                         bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	Message                          string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	FastHeartbeatIntervalMs          uint32                 `protobuf:"varint,3,opt,name=fast_heartbeat_interval_ms,json=fastHeartbeatIntervalMs,proto3" json:"fast_heartbeat_interval_ms,omitempty"`
 	ComprehensiveHeartbeatIntervalMs uint32                 `protobuf:"varint,4,opt,name=comprehensive_heartbeat_interval_ms,json=comprehensiveHeartbeatIntervalMs,proto3" json:"comprehensive_heartbeat_interval_ms,omitempty"`
-	unknownFields                    protoimpl.UnknownFields
-	sizeCache                        protoimpl.SizeCache
+	// Proof of holding this registration: every heartbeat, re-registration
+	// and DeregisterMC for the id must present it. GC stores only its hash.
+	RegistrationKey string `protobuf:"bytes,5,opt,name=registration_key,json=registrationKey,proto3" json:"registration_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegisterMCResponse) Reset() {
@@ -183,13 +196,22 @@ func (x *RegisterMCResponse) GetComprehensiveHeartbeatIntervalMs() uint32 {
 	return 0
 }
 
+func (x *RegisterMCResponse) GetRegistrationKey() string {
+	if x != nil {
+		return x.RegistrationKey
+	}
+	return ""
+}
+
 type FastHeartbeatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ControllerId  string                 `protobuf:"bytes,1,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
-	Capacity      *Capacity              `protobuf:"bytes,2,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	Health        HealthStatus           `protobuf:"varint,3,opt,name=health,proto3,enum=darktower.internal.v1.HealthStatus" json:"health,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ControllerId string                 `protobuf:"bytes,1,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
+	Capacity     *Capacity              `protobuf:"bytes,2,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Health       HealthStatus           `protobuf:"varint,3,opt,name=health,proto3,enum=darktower.internal.v1.HealthStatus" json:"health,omitempty"`
+	// From RegisterMCResponse.
+	RegistrationKey string `protobuf:"bytes,4,opt,name=registration_key,json=registrationKey,proto3" json:"registration_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *FastHeartbeatRequest) Reset() {
@@ -241,6 +263,13 @@ func (x *FastHeartbeatRequest) GetHealth() HealthStatus {
 		return x.Health
 	}
 	return HealthStatus_HEALTH_STATUS_UNSPECIFIED
+}
+
+func (x *FastHeartbeatRequest) GetRegistrationKey() string {
+	if x != nil {
+		return x.RegistrationKey
+	}
+	return ""
 }
 
 type FastHeartbeatResponse struct {
@@ -302,8 +331,10 @@ type ComprehensiveHeartbeatRequest struct {
 	Health             HealthStatus           `protobuf:"varint,3,opt,name=health,proto3,enum=darktower.internal.v1.HealthStatus" json:"health,omitempty"`
 	CpuUsagePercent    float64                `protobuf:"fixed64,4,opt,name=cpu_usage_percent,json=cpuUsagePercent,proto3" json:"cpu_usage_percent,omitempty"`
 	MemoryUsagePercent float64                `protobuf:"fixed64,5,opt,name=memory_usage_percent,json=memoryUsagePercent,proto3" json:"memory_usage_percent,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// From RegisterMCResponse.
+	RegistrationKey string `protobuf:"bytes,6,opt,name=registration_key,json=registrationKey,proto3" json:"registration_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ComprehensiveHeartbeatRequest) Reset() {
@@ -371,6 +402,13 @@ func (x *ComprehensiveHeartbeatRequest) GetMemoryUsagePercent() float64 {
 	return 0
 }
 
+func (x *ComprehensiveHeartbeatRequest) GetRegistrationKey() string {
+	if x != nil {
+		return x.RegistrationKey
+	}
+	return ""
+}
+
 type ComprehensiveHeartbeatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Acknowledged  bool                   `protobuf:"varint,1,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
@@ -424,11 +462,13 @@ func (x *ComprehensiveHeartbeatResponse) GetTimestamp() *timestamppb.Timestamp {
 }
 
 type DeregisterMCRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ControllerId  string                 `protobuf:"bytes,1,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ControllerId string                 `protobuf:"bytes,1,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
+	Reason       string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// From RegisterMCResponse.
+	RegistrationKey string `protobuf:"bytes,3,opt,name=registration_key,json=registrationKey,proto3" json:"registration_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeregisterMCRequest) Reset() {
@@ -471,6 +511,13 @@ func (x *DeregisterMCRequest) GetControllerId() string {
 func (x *DeregisterMCRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeregisterMCRequest) GetRegistrationKey() string {
+	if x != nil {
+		return x.RegistrationKey
 	}
 	return ""
 }
@@ -729,7 +776,7 @@ var File_darktower_internal_v1_global_controller_proto protoreflect.FileDescript
 
 const file_darktower_internal_v1_global_controller_proto_rawDesc = "" +
 	"\n" +
-	"-darktower/internal/v1/global_controller.proto\x12\x15darktower.internal.v1\x1a!darktower/internal/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x02\n" +
+	"-darktower/internal/v1/global_controller.proto\x12\x15darktower.internal.v1\x1a!darktower/internal/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x02\n" +
 	"\x11RegisterMCRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12#\n" +
@@ -737,31 +784,36 @@ const file_darktower_internal_v1_global_controller_proto_rawDesc = "" +
 	"\x15webtransport_endpoint\x18\x04 \x01(\tR\x14webtransportEndpoint\x12!\n" +
 	"\fmax_meetings\x18\x05 \x01(\rR\vmaxMeetings\x12)\n" +
 	"\x10max_participants\x18\x06 \x01(\rR\x0fmaxParticipants\x128\n" +
-	"\x18webtransport_cert_sha256\x18\a \x01(\tR\x16webtransportCertSha256\"\xd6\x01\n" +
+	"\x18webtransport_cert_sha256\x18\a \x01(\tR\x16webtransportCertSha256\x12)\n" +
+	"\x10registration_key\x18\b \x01(\tR\x0fregistrationKey\"\x81\x02\n" +
 	"\x12RegisterMCResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
 	"\x1afast_heartbeat_interval_ms\x18\x03 \x01(\rR\x17fastHeartbeatIntervalMs\x12M\n" +
-	"#comprehensive_heartbeat_interval_ms\x18\x04 \x01(\rR comprehensiveHeartbeatIntervalMs\"\xb5\x01\n" +
+	"#comprehensive_heartbeat_interval_ms\x18\x04 \x01(\rR comprehensiveHeartbeatIntervalMs\x12)\n" +
+	"\x10registration_key\x18\x05 \x01(\tR\x0fregistrationKey\"\xe0\x01\n" +
 	"\x14FastHeartbeatRequest\x12#\n" +
 	"\rcontroller_id\x18\x01 \x01(\tR\fcontrollerId\x12;\n" +
 	"\bcapacity\x18\x02 \x01(\v2\x1f.darktower.internal.v1.CapacityR\bcapacity\x12;\n" +
-	"\x06health\x18\x03 \x01(\x0e2#.darktower.internal.v1.HealthStatusR\x06health\"u\n" +
+	"\x06health\x18\x03 \x01(\x0e2#.darktower.internal.v1.HealthStatusR\x06health\x12)\n" +
+	"\x10registration_key\x18\x04 \x01(\tR\x0fregistrationKey\"u\n" +
 	"\x15FastHeartbeatResponse\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\bR\facknowledged\x128\n" +
-	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\x9c\x02\n" +
+	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\xc7\x02\n" +
 	"\x1dComprehensiveHeartbeatRequest\x12#\n" +
 	"\rcontroller_id\x18\x01 \x01(\tR\fcontrollerId\x12;\n" +
 	"\bcapacity\x18\x02 \x01(\v2\x1f.darktower.internal.v1.CapacityR\bcapacity\x12;\n" +
 	"\x06health\x18\x03 \x01(\x0e2#.darktower.internal.v1.HealthStatusR\x06health\x12*\n" +
 	"\x11cpu_usage_percent\x18\x04 \x01(\x01R\x0fcpuUsagePercent\x120\n" +
-	"\x14memory_usage_percent\x18\x05 \x01(\x01R\x12memoryUsagePercent\"~\n" +
+	"\x14memory_usage_percent\x18\x05 \x01(\x01R\x12memoryUsagePercent\x12)\n" +
+	"\x10registration_key\x18\x06 \x01(\tR\x0fregistrationKey\"~\n" +
 	"\x1eComprehensiveHeartbeatResponse\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\bR\facknowledged\x128\n" +
-	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"R\n" +
+	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"}\n" +
 	"\x13DeregisterMCRequest\x12#\n" +
 	"\rcontroller_id\x18\x01 \x01(\tR\fcontrollerId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12)\n" +
+	"\x10registration_key\x18\x03 \x01(\tR\x0fregistrationKey\":\n" +
 	"\x14DeregisterMCResponse\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\bR\facknowledged\"t\n" +
 	"\x1dListMeetingControllersRequest\x12\x16\n" +

@@ -54,7 +54,7 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, v *auth.Validator,
 	a.joiner = &joiner{store: store, creds: auth.PerRPC(ts), gcID: cfg.ID, threshold: cfg.StalenessThreshold,
 		log: log, conns: map[string]*grpc.ClientConn{}}
 	a.GRPC = grpcserver.New(v, AuthRules(), reg)
-	internalv1.RegisterGlobalControllerServiceServer(a.GRPC, NewService(store, m, log, cfg.FastHeartbeat, cfg.ComprehensiveInterval))
+	internalv1.RegisterGlobalControllerServiceServer(a.GRPC, NewService(store, m, log, cfg.FastHeartbeat, cfg.ComprehensiveInterval, cfg.StalenessThreshold))
 	a.HTTP = a.routes()
 	return a
 }

@@ -28,14 +28,17 @@ func BenchmarkHeartbeat(b *testing.B) {
 	cpu := newCPUMeter(b, pg.DataDir())
 	ids := make([]string, simulatedMCs)
 	clients := make([]internalv1.GlobalControllerServiceClient, simulatedMCs)
+	keyHashes := make([]string, simulatedMCs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bench-mc-%03d", i)
 		// Each simulated MC has its own token and its own connection, as real pods do.
 		tok := e.iss.Token(b, ids[i], auth.ScopeWriteGC, auth.ServiceMeetingController)
 		clients[i] = client(b, e.grpcAddr, tok)
-		if _, err := clients[i].RegisterMC(ctxT(b), regReq(ids[i], "bench")); err != nil {
+		resp, err := clients[i].RegisterMC(ctxT(b), regReq(ids[i], "bench"))
+		if err != nil {
 			b.Fatal(err)
 		}
+		keyHashes[i] = HashKey(resp.RegistrationKey)
 	}
 
 	b.Run("GRPC", func(b *testing.B) {
@@ -46,7 +49,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 	})
 	b.Run("BareUpdate", func(b *testing.B) {
 		runHeartbeats(b, cpu, func(ctx context.Context, mc int, n uint32) error {
-			_, err := e.pool.Exec(ctx, HeartbeatSQL, ids[mc], int32(10), int32(n%10), int32(100), int32(n%10*3), "healthy")
+			_, err := e.pool.Exec(ctx, HeartbeatSQL, ids[mc], int32(10), int32(n%10), int32(100), int32(n%10*3), "healthy", keyHashes[mc])
 			return err
 		})
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,10 +140,53 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// client dials addr; with token "" calls carry no authorization.
+// client dials addr; with token "" calls carry no authorization. Like a
+// real MC it remembers the registration key of each id it registered and
+// presents it when a request carries none; another client is another MC.
 func client(t testing.TB, addr, token string) internalv1.GlobalControllerServiceClient {
 	t.Helper()
-	return internalv1.NewGlobalControllerServiceClient(conn(t, addr, token))
+	return &keyedClient{GlobalControllerServiceClient: internalv1.NewGlobalControllerServiceClient(conn(t, addr, token)), keys: map[string]string{}}
+}
+
+type keyedClient struct {
+	internalv1.GlobalControllerServiceClient
+	mu   sync.Mutex
+	keys map[string]string
+}
+
+func (k *keyedClient) key(id, given string) string {
+	if given != "" {
+		return given
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[id]
+}
+
+func (k *keyedClient) RegisterMC(ctx context.Context, r *internalv1.RegisterMCRequest, opts ...grpc.CallOption) (*internalv1.RegisterMCResponse, error) {
+	r.RegistrationKey = k.key(r.Id, r.RegistrationKey)
+	resp, err := k.GlobalControllerServiceClient.RegisterMC(ctx, r, opts...)
+	if err == nil {
+		k.mu.Lock()
+		k.keys[r.Id] = resp.RegistrationKey
+		k.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (k *keyedClient) FastHeartbeat(ctx context.Context, r *internalv1.FastHeartbeatRequest, opts ...grpc.CallOption) (*internalv1.FastHeartbeatResponse, error) {
+	r.RegistrationKey = k.key(r.ControllerId, r.RegistrationKey)
+	return k.GlobalControllerServiceClient.FastHeartbeat(ctx, r, opts...)
+}
+
+func (k *keyedClient) ComprehensiveHeartbeat(ctx context.Context, r *internalv1.ComprehensiveHeartbeatRequest, opts ...grpc.CallOption) (*internalv1.ComprehensiveHeartbeatResponse, error) {
+	r.RegistrationKey = k.key(r.ControllerId, r.RegistrationKey)
+	return k.GlobalControllerServiceClient.ComprehensiveHeartbeat(ctx, r, opts...)
+}
+
+func (k *keyedClient) DeregisterMC(ctx context.Context, r *internalv1.DeregisterMCRequest, opts ...grpc.CallOption) (*internalv1.DeregisterMCResponse, error) {
+	r.RegistrationKey = k.key(r.ControllerId, r.RegistrationKey)
+	return k.GlobalControllerServiceClient.DeregisterMC(ctx, r, opts...)
 }
 
 func conn(t testing.TB, addr, token string) *grpc.ClientConn {
@@ -170,7 +214,7 @@ func (e *gcEnv) verifierToken(t testing.TB) string {
 func regReq(id, region string) *internalv1.RegisterMCRequest {
 	return &internalv1.RegisterMCRequest{
 		Id: id, Region: region,
-		GrpcEndpoint: "http://10.0.0.1:50052", WebtransportEndpoint: "https://10.0.0.1:4433",
+		GrpcEndpoint: "http://127.0.0.1:50052", WebtransportEndpoint: "https://127.0.0.1:4433",
 		MaxMeetings: 10, MaxParticipants: 100, WebtransportCertSha256: strings.Repeat("ab", 32),
 	}
 }

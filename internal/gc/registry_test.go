@@ -61,7 +61,7 @@ func TestRegistry(t *testing.T) {
 		}
 		got := list.Controllers[0]
 		if got.Id != "mc-rt" || got.Health != healthy || got.Capacity.CurrentMeetings != 4 || got.Capacity.CurrentParticipants != 12 ||
-			got.GrpcEndpoint != "http://10.0.0.1:50052" || got.WebtransportEndpoint != "https://10.0.0.1:4433" ||
+			got.GrpcEndpoint != "http://127.0.0.1:50052" || got.WebtransportEndpoint != "https://127.0.0.1:4433" ||
 			got.WebtransportCertSha256 != strings.Repeat("ab", 32) || !got.LastHeartbeatAt.AsTime().After(before) {
 			t.Fatalf("after heartbeat: %+v", got)
 		}
@@ -127,14 +127,14 @@ func TestRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		again := regReq("mc-twice", "twice")
-		again.GrpcEndpoint = "http://10.0.0.2:50052"
+		again.GrpcEndpoint = "http://127.0.0.1:50053"
 		if _, err := mc.RegisterMC(ctx, again); err != nil {
 			t.Fatal(err)
 		}
 		var n int
 		var ep, health string
 		if err := e.pool.QueryRow(ctx, `SELECT count(*), max(grpc_endpoint), max(health_status) FROM meeting_controllers WHERE controller_id='mc-twice'`).
-			Scan(&n, &ep, &health); err != nil || n != 1 || ep != "http://10.0.0.2:50052" || health != "pending" {
+			Scan(&n, &ep, &health); err != nil || n != 1 || ep != "http://127.0.0.1:50053" || health != "pending" {
 			t.Fatalf("rows = %d endpoint %s health %s %v; want 1 row, new endpoint, pending", n, ep, health, err)
 		}
 	})
@@ -192,11 +192,11 @@ func TestRegistry(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("255-char id and 50-char region: %v", err)
 		}
-		if err := reg(func(r *internalv1.RegisterMCRequest) {
-			r.Region = strings.Repeat("é", 50) // 100 bytes, 50 characters
-			r.GrpcEndpoint = "https://mc-0.mc.dark-tower.svc:50052/"
-			r.WebtransportEndpoint = "https://[fd00::7]:4433"
-		}); err != nil {
+		// Valid shapes (validation only: GC then demands the caller's own IP).
+		edge := regReq("mc-valid", strings.Repeat("é", 50)) // 100 bytes, 50 characters
+		edge.GrpcEndpoint = "https://mc-0.mc.dark-tower.svc:50052/"
+		edge.WebtransportEndpoint = "https://[fd00::7]:4433"
+		if err := validateRegister(edge); err != nil {
 			t.Fatalf("50 two-byte characters, a DNS host, an IPv6 host: %v", err)
 		}
 
@@ -270,5 +270,116 @@ func TestCallerValuesAreLoggedBounded(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no deregistration line saying how long the cut reason was")
+	}
+}
+
+// Issue 11 item 1: every MC shares one client credential, so the token does
+// not say which MC calls. A live registration is changed, heartbeated or
+// deregistered only with the key RegisterMC returned to its holder.
+func TestRegistrationBelongsToItsHolder(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) { c.StalenessThreshold = 30 * time.Second })
+	tok := e.mcToken(t)
+	victim, attacker := client(t, e.grpcAddr, tok), client(t, e.grpcAddr, tok)
+	ctx := ctxT(t)
+	resp, err := victim.RegisterMC(ctx, regReq("mc-victim", "id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.RegistrationKey == "" {
+		t.Fatal("RegisterMC returned no registration key")
+	}
+	var stored string
+	if err := e.pool.QueryRow(ctx, `SELECT registration_key_hash FROM meeting_controllers WHERE controller_id='mc-victim'`).Scan(&stored); err != nil ||
+		stored != HashKey(resp.RegistrationKey) || strings.Contains(stored, resp.RegistrationKey) {
+		t.Fatalf("stored %q, %v: want only the SHA-256 of the key", stored, err)
+	}
+	if _, err := victim.FastHeartbeat(ctx, fastHB("mc-victim", 1, healthy)); err != nil {
+		t.Fatal(err)
+	}
+	row := func() (ep, health string) {
+		t.Helper()
+		if err := e.pool.QueryRow(ctx, `SELECT grpc_endpoint, health_status FROM meeting_controllers WHERE controller_id='mc-victim'`).Scan(&ep, &health); err != nil {
+			t.Fatal(err)
+		}
+		return ep, health
+	}
+
+	hijack := regReq("mc-victim", "id")
+	hijack.GrpcEndpoint = "http://127.0.0.1:6666"
+	_, err = attacker.RegisterMC(ctx, hijack)
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	hijack.RegistrationKey = "made-up-key"
+	_, err = attacker.RegisterMC(ctx, hijack)
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	_, err = attacker.FastHeartbeat(ctx, fastHB("mc-victim", 0, unhealthy))
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	hb := fastHB("mc-victim", 0, unhealthy)
+	hb.RegistrationKey = "made-up-key"
+	_, err = attacker.FastHeartbeat(ctx, hb)
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	_, err = attacker.ComprehensiveHeartbeat(ctx, &internalv1.ComprehensiveHeartbeatRequest{ControllerId: "mc-victim", Health: unhealthy,
+		Capacity: &internalv1.Capacity{MaxMeetings: 1, MaxParticipants: 1}})
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	_, err = attacker.DeregisterMC(ctx, &internalv1.DeregisterMCRequest{ControllerId: "mc-victim", Reason: "hijack"})
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	if ep, health := row(); ep != "http://127.0.0.1:50052" || health != "healthy" {
+		t.Fatalf("after the attempts the victim's row is %s %s, want its own endpoint and healthy", ep, health)
+	}
+	if strings.Contains(e.logs.String(), resp.RegistrationKey) {
+		t.Fatal("GC logged a registration key")
+	}
+
+	// The holder re-registers (restart with its key) and keeps heartbeating.
+	if _, err := victim.RegisterMC(ctx, regReq("mc-victim", "id")); err != nil {
+		t.Fatalf("holder re-registering: %v", err)
+	}
+	if _, err := victim.FastHeartbeat(ctx, fastHB("mc-victim", 1, healthy)); err != nil {
+		t.Fatalf("holder heartbeat after re-registering: %v", err)
+	}
+	// After its own deregistration the id is free at once.
+	if _, err := victim.DeregisterMC(ctx, &internalv1.DeregisterMCRequest{ControllerId: "mc-victim", Reason: "drain"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attacker.RegisterMC(ctx, regReq("mc-victim", "id")); err != nil {
+		t.Fatalf("registering a deregistered id: %v", err)
+	}
+
+	// A stale registration may be taken over by a restarted process.
+	if _, err := victim.RegisterMC(ctx, regReq("mc-crashed", "id")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = attacker.RegisterMC(ctx, regReq("mc-crashed", "id"))
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+	if _, err := e.pool.Exec(ctx, `UPDATE meeting_controllers SET last_heartbeat_at = now() - interval '1 minute' WHERE controller_id='mc-crashed'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attacker.RegisterMC(ctx, regReq("mc-crashed", "id")); err != nil {
+		t.Fatalf("taking over a stale registration: %v", err)
+	}
+	_, err = victim.FastHeartbeat(ctx, fastHB("mc-crashed", 0, healthy))
+	wantCode(t, err, codes.PermissionDenied, "registration_key")
+}
+
+// Issue 11 item 1: GC dials only the registering connection's own address,
+// so a registration cannot point GC (or clients) at a third host.
+func TestEndpointsMustBeTheCallersAddress(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), nil)
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	for field, mod := range map[string]func(r *internalv1.RegisterMCRequest){
+		"grpc_endpoint":         func(r *internalv1.RegisterMCRequest) { r.GrpcEndpoint = "http://10.0.0.1:50052" },
+		"webtransport_endpoint": func(r *internalv1.RegisterMCRequest) { r.WebtransportEndpoint = "https://10.0.0.9:4433" },
+	} {
+		r := regReq("mc-elsewhere", "src")
+		mod(r)
+		_, err := mc.RegisterMC(ctxT(t), r)
+		wantCode(t, err, codes.PermissionDenied, field+": host must be this connection's source address 127.0.0.1")
+	}
+	r := regReq("mc-elsewhere", "src")
+	r.GrpcEndpoint = "http://localhost:50052"
+	_, err := mc.RegisterMC(ctxT(t), r)
+	wantCode(t, err, codes.PermissionDenied, "grpc_endpoint: host must be")
+	var n int
+	if err := e.pool.QueryRow(ctxT(t), `SELECT count(*) FROM meeting_controllers WHERE controller_id='mc-elsewhere'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refused registrations left %d rows, %v", n, err)
 	}
 }

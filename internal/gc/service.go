@@ -2,11 +2,16 @@ package gc
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -31,17 +36,19 @@ func AuthRules() map[string]auth.Requirement {
 // Service implements GlobalControllerService over the Postgres registry.
 type Service struct {
 	internalv1.UnimplementedGlobalControllerServiceServer
-	store   *Store
-	metrics *Metrics
-	log     *slog.Logger
-	fastMS  uint32
-	compMS  uint32
+	store     *Store
+	metrics   *Metrics
+	log       *slog.Logger
+	fastMS    uint32
+	compMS    uint32
+	threshold time.Duration // a registration older than this may be taken over
 }
 
 // NewService builds the gRPC service; the intervals are what RegisterMC
-// tells each controller to use.
-func NewService(store *Store, m *Metrics, log *slog.Logger, fast, comprehensive time.Duration) *Service {
-	return &Service{store: store, metrics: m, log: log,
+// tells each controller to use, threshold the staleness after which another
+// caller may take a registration over.
+func NewService(store *Store, m *Metrics, log *slog.Logger, fast, comprehensive, threshold time.Duration) *Service {
+	return &Service{store: store, metrics: m, log: log, threshold: threshold,
 		fastMS: uint32(fast.Milliseconds()), compMS: uint32(comprehensive.Milliseconds())}
 }
 
@@ -61,13 +68,33 @@ func (s *Service) RegisterMC(ctx context.Context, r *internalv1.RegisterMCReques
 		s.metrics.registrations.WithLabelValues("invalid").Inc()
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	// All MCs share one client credential, so the token does not say which
+	// MC calls. The endpoints must at least be the caller's own address:
+	// no registration can point GC, or clients, at a third host.
+	if err := checkSource(ctx, r); err != nil {
+		s.metrics.registrations.WithLabelValues("denied").Inc()
+		s.log.Warn("registration refused", "controller_id", r.GetId(), "reason", err.Error())
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
 	c := Controller{
 		ID: r.GetId(), Region: r.GetRegion(),
 		GRPCEndpoint: r.GetGrpcEndpoint(), WebTransportEndpoint: r.GetWebtransportEndpoint(),
 		CertSHA256:  r.GetWebtransportCertSha256(),
 		MaxMeetings: int32(r.GetMaxMeetings()), MaxParticipants: int32(r.GetMaxParticipants()),
 	}
-	if err := s.store.Register(ctx, c); err != nil {
+	key := rand.Text() // 26 base32 characters: 130 bits
+	presented := ""
+	if k := r.GetRegistrationKey(); k != "" {
+		presented = HashKey(k)
+	}
+	err := s.store.Register(ctx, c, HashKey(key), presented, s.threshold)
+	switch {
+	case errors.Is(err, ErrHeld):
+		s.metrics.registrations.WithLabelValues("denied").Inc()
+		s.log.Warn("registration refused: the id is live and held by another registration", "controller_id", c.ID)
+		return nil, status.Errorf(codes.PermissionDenied,
+			"id %q is registered and live; present its registration_key, deregister it, or wait until its heartbeat is older than %s", c.ID, s.threshold)
+	case err != nil:
 		s.metrics.registrations.WithLabelValues("error").Inc()
 		return nil, s.dbError(ctx, "RegisterMC", c.ID, err)
 	}
@@ -77,21 +104,54 @@ func (s *Service) RegisterMC(ctx context.Context, r *internalv1.RegisterMCReques
 	return &internalv1.RegisterMCResponse{
 		Accepted: true, Message: "registered as pending until the first heartbeat",
 		FastHeartbeatIntervalMs: s.fastMS, ComprehensiveHeartbeatIntervalMs: s.compMS,
+		RegistrationKey: key,
 	}, nil
 }
 
+// checkSource demands that both advertised hosts are the IP address the
+// request came from (the pod IP in a cluster, loopback in local mode).
+func checkSource(ctx context.Context, r *internalv1.RegisterMCRequest) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return errors.New("the connection's source address is unknown")
+	}
+	ap, err := netip.ParseAddrPort(p.Addr.String())
+	if err != nil {
+		return fmt.Errorf("the connection's source address %s is not an IP address", p.Addr)
+	}
+	src := ap.Addr().Unmap()
+	for _, f := range []struct{ field, v string }{{"grpc_endpoint", r.GetGrpcEndpoint()}, {"webtransport_endpoint", r.GetWebtransportEndpoint()}} {
+		u, err := url.Parse(f.v)
+		if err != nil {
+			return fmt.Errorf("%s: not a URL", f.field)
+		}
+		ip, err := netip.ParseAddr(u.Hostname())
+		if err != nil || ip.Unmap() != src {
+			return fmt.Errorf("%s: host must be this connection's source address %s (advertise the pod IP, not a name or another host)", f.field, src)
+		}
+	}
+	return nil
+}
+
 // heartbeat is the path both heartbeat kinds share: validate, one UPDATE.
-func (s *Service) heartbeat(ctx context.Context, kind, id string, c *internalv1.Capacity, h internalv1.HealthStatus) (*timestamppb.Timestamp, error) {
+func (s *Service) heartbeat(ctx context.Context, kind, id, key string, c *internalv1.Capacity, h internalv1.HealthStatus) (*timestamppb.Timestamp, error) {
 	health, err := validateHeartbeat(id, c, h)
+	if err == nil {
+		err = checkKey(key)
+	}
 	if err != nil {
 		s.metrics.heartbeats.WithLabelValues(kind, "invalid").Inc()
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	err = s.store.Heartbeat(ctx, id, c, health)
+	err = s.store.Heartbeat(ctx, id, HashKey(key), c, health)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.metrics.heartbeats.WithLabelValues(kind, "not_found").Inc()
 		return nil, status.Errorf(codes.NotFound, "controller_id %q is not registered; call RegisterMC", id)
+	case errors.Is(err, ErrHeld):
+		s.metrics.heartbeats.WithLabelValues(kind, "denied").Inc()
+		s.log.Warn("heartbeat refused: wrong registration key", "controller_id", id)
+		return nil, status.Errorf(codes.PermissionDenied, "registration_key does not match the registration of %q", id)
 	case err != nil:
 		s.metrics.heartbeats.WithLabelValues(kind, "error").Inc()
 		return nil, s.dbError(ctx, kind+" heartbeat", id, err)
@@ -101,7 +161,7 @@ func (s *Service) heartbeat(ctx context.Context, kind, id string, c *internalv1.
 }
 
 func (s *Service) FastHeartbeat(ctx context.Context, r *internalv1.FastHeartbeatRequest) (*internalv1.FastHeartbeatResponse, error) {
-	ts, err := s.heartbeat(ctx, "fast", r.GetControllerId(), r.GetCapacity(), r.GetHealth())
+	ts, err := s.heartbeat(ctx, "fast", r.GetControllerId(), r.GetRegistrationKey(), r.GetCapacity(), r.GetHealth())
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +180,7 @@ func (s *Service) ComprehensiveHeartbeat(ctx context.Context, r *internalv1.Comp
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	ts, err := s.heartbeat(ctx, "comprehensive", r.GetControllerId(), r.GetCapacity(), r.GetHealth())
+	ts, err := s.heartbeat(ctx, "comprehensive", r.GetControllerId(), r.GetRegistrationKey(), r.GetCapacity(), r.GetHealth())
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +196,14 @@ func (s *Service) DeregisterMC(ctx context.Context, r *internalv1.DeregisterMCRe
 	if err := checkID("controller_id", r.GetControllerId()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	existed, err := s.store.Deregister(ctx, r.GetControllerId())
+	if err := checkKey(r.GetRegistrationKey()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	existed, err := s.store.Deregister(ctx, r.GetControllerId(), HashKey(r.GetRegistrationKey()))
+	if errors.Is(err, ErrHeld) {
+		s.log.Warn("deregistration refused: wrong registration key", "controller_id", r.GetControllerId())
+		return nil, status.Errorf(codes.PermissionDenied, "registration_key does not match the registration of %q", r.GetControllerId())
+	}
 	if err != nil {
 		return nil, s.dbError(ctx, "DeregisterMC", r.GetControllerId(), err)
 	}

@@ -2,6 +2,8 @@ package gc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -43,14 +45,27 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// Register upserts a controller keyed by id and stores it as pending. A
-// re-registration (restarted pod) resets load and health but keeps
-// created_at, the first registration time.
-func (s *Store) Register(ctx context.Context, c Controller) error {
-	_, err := s.pool.Exec(ctx, `
+// ErrHeld means a live registration of the id belongs to someone else: the
+// caller did not present its registration key.
+var ErrHeld = errors.New("meeting controller id is registered by another holder")
+
+// HashKey is what GC stores of a registration key: SHA-256, hex.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Register upserts a controller keyed by id, stores it as pending and makes
+// keyHash its holder. An existing row is taken over only when the caller
+// presented its key (presentedHash), nobody holds it (deregistered), or it
+// is no longer live: unhealthy, or no heartbeat for threshold. Otherwise
+// ErrHeld, and nothing changes. A re-registration (restarted pod) resets
+// load and health but keeps created_at, the first registration time.
+func (s *Store) Register(ctx context.Context, c Controller, keyHash, presentedHash string, threshold time.Duration) error {
+	tag, err := s.pool.Exec(ctx, `
 INSERT INTO meeting_controllers (controller_id, region, grpc_endpoint, webtransport_endpoint,
-    webtransport_cert_sha256, max_meetings, max_participants, health_status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
+    webtransport_cert_sha256, max_meetings, max_participants, health_status, registration_key_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)
 ON CONFLICT (controller_id) DO UPDATE SET
     region = EXCLUDED.region,
     grpc_endpoint = EXCLUDED.grpc_endpoint,
@@ -61,51 +76,90 @@ ON CONFLICT (controller_id) DO UPDATE SET
     current_meetings = 0,
     current_participants = 0,
     health_status = 'pending',
+    registration_key_hash = EXCLUDED.registration_key_hash,
     last_heartbeat_at = now(),
-    updated_at = now()`,
-		c.ID, c.Region, c.GRPCEndpoint, c.WebTransportEndpoint, c.CertSHA256, c.MaxMeetings, c.MaxParticipants)
-	return err
-}
-
-// HeartbeatSQL is the single statement a heartbeat costs. It is exported so
-// the benchmark can time it bare, beside the full gRPC path.
-const HeartbeatSQL = `UPDATE meeting_controllers SET max_meetings = $2, current_meetings = $3,
-    max_participants = $4, current_participants = $5, health_status = $6,
-    last_heartbeat_at = now(), updated_at = now()
-WHERE controller_id = $1`
-
-// Heartbeat records capacity and health; ErrNotFound when the id is unknown.
-func (s *Store) Heartbeat(ctx context.Context, id string, c *internalv1.Capacity, health string) error {
-	tag, err := s.pool.Exec(ctx, HeartbeatSQL, id,
-		int32(c.GetMaxMeetings()), int32(c.GetCurrentMeetings()),
-		int32(c.GetMaxParticipants()), int32(c.GetCurrentParticipants()), health)
+    updated_at = now()
+WHERE meeting_controllers.registration_key_hash IS NULL
+   OR meeting_controllers.registration_key_hash = $9
+   OR meeting_controllers.health_status = 'unhealthy'
+   OR meeting_controllers.last_heartbeat_at < now() - $10::float8 * interval '1 second'`,
+		c.ID, c.Region, c.GRPCEndpoint, c.WebTransportEndpoint, c.CertSHA256, c.MaxMeetings, c.MaxParticipants,
+		keyHash, presentedHash, threshold.Seconds())
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return ErrHeld
 	}
 	return nil
 }
 
-// Deregister marks the row draining and ends its open assignments, so joins
-// go elsewhere at once while operators (and the verifier) still see the
+// HeartbeatSQL is the single statement a heartbeat costs. It is exported so
+// the benchmark can time it bare, beside the full gRPC path. Only the
+// holder's key matches.
+const HeartbeatSQL = `UPDATE meeting_controllers SET max_meetings = $2, current_meetings = $3,
+    max_participants = $4, current_participants = $5, health_status = $6,
+    last_heartbeat_at = now(), updated_at = now()
+WHERE controller_id = $1 AND registration_key_hash = $7`
+
+// Heartbeat records capacity and health. ErrNotFound when the id is unknown
+// or nobody holds it (MC registers again), ErrHeld when another holds it.
+func (s *Store) Heartbeat(ctx context.Context, id, keyHash string, c *internalv1.Capacity, health string) error {
+	tag, err := s.pool.Exec(ctx, HeartbeatSQL, id,
+		int32(c.GetMaxMeetings()), int32(c.GetCurrentMeetings()),
+		int32(c.GetMaxParticipants()), int32(c.GetCurrentParticipants()), health, keyHash)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return s.whyNot(ctx, id)
+	}
+	return nil
+}
+
+// whyNot explains an UPDATE by id and key that matched nothing.
+func (s *Store) whyNot(ctx context.Context, id string) error {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT registration_key_hash IS NOT NULL FROM meeting_controllers WHERE controller_id = $1`, id).Scan(&held)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case held:
+		return ErrHeld
+	}
+	return ErrNotFound
+}
+
+// Deregister marks the row draining, releases it (no holder: the id may be
+// registered again at once) and ends its open assignments, so joins go
+// elsewhere at once while operators (and the verifier) still see the
 // controller leave; the sweeper deletes the row once its heartbeat is stale.
-// It reports whether a row existed.
-func (s *Store) Deregister(ctx context.Context, id string) (bool, error) {
+// Only the holder's key matches; a row nobody holds, or none, is already
+// gone (false); one held by another is ErrHeld.
+func (s *Store) Deregister(ctx context.Context, id, keyHash string) (bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `UPDATE meeting_controllers SET health_status = 'draining', updated_at = now() WHERE controller_id = $1`, id)
+	tag, err := tx.Exec(ctx, `UPDATE meeting_controllers SET health_status = 'draining', registration_key_hash = NULL, updated_at = now()
+WHERE controller_id = $1 AND registration_key_hash = $2`, id, keyHash)
 	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 0 {
+		err := s.whyNot(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
 		return false, err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE meeting_assignments SET ended_at = now() WHERE controller_id = $1 AND ended_at IS NULL`, id); err != nil {
 		return false, err
 	}
-	return tag.RowsAffected() > 0, tx.Commit(ctx)
+	return true, tx.Commit(ctx)
 }
 
 const controllerColumns = `controller_id, region, grpc_endpoint, webtransport_endpoint,

@@ -86,6 +86,16 @@ func checkEndpoint(field, v string, schemes ...string) error {
 	return nil
 }
 
+// checkKey bounds the registration key a caller presents; its value is
+// never echoed. An empty key matches no registration: for an unknown id
+// the caller learns NOT_FOUND, for a held one PERMISSION_DENIED.
+func checkKey(key string) error {
+	if len(key) > 128 {
+		return invalidf("registration_key: expected the value RegisterMC returned (at most 128 characters), got %d characters", len(key))
+	}
+	return nil
+}
+
 // checkCount demands 0 < n <= MaxInt32 (the column is a Postgres INTEGER).
 func checkCount(field string, n uint32) error {
 	if n == 0 || n > math.MaxInt32 {

@@ -45,6 +45,9 @@ func (s *Server) registerUntilAccepted(ctx context.Context) (fast, comp time.Dur
 		WebtransportCertSha256: s.cert.sha256,
 	}
 	for attempt := 0; ; attempt++ {
+		// Re-registering (GC lost the row, or answered NOT_FOUND) presents
+		// the key of the registration we held.
+		req.RegistrationKey = s.key()
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
 		resp, err := s.gc.RegisterMC(rctx, req)
 		cancel()
@@ -63,6 +66,8 @@ func (s *Server) registerUntilAccepted(ctx context.Context) (fast, comp time.Dur
 			s.log.Warn("GC refused the registration; retrying", "gc_target", s.cfg.GCTarget,
 				"attempt", attempt+1, "retry_in", delay.String(), "gc_message", resp.GetMessage())
 		default:
+			key := resp.GetRegistrationKey()
+			s.regKey.Store(&key)
 			s.m.registrations.WithLabelValues(statusOK).Inc()
 			fast = msOr(resp.GetFastHeartbeatIntervalMs(), defaultFastInterval)
 			comp = msOr(resp.GetComprehensiveHeartbeatIntervalMs(), defaultComprehensiveInterval)
@@ -90,9 +95,16 @@ func (s *Server) heartbeatUntilNotFound(ctx context.Context, fast, comp time.Dur
 	defer ct.Stop()
 	kind := hbFast
 	for {
-		if s.heartbeat(ctx, kind) == codes.NotFound {
+		switch s.heartbeat(ctx, kind) {
+		case codes.NotFound:
 			s.setRegistered(false)
 			s.log.Warn("GC does not know this controller; registering again", "gc_target", s.cfg.GCTarget, "controller_id", s.cfg.ID)
+			return
+		case codes.PermissionDenied:
+			// Our registration went stale and another process took the id;
+			// registering again succeeds once that one is gone.
+			s.setRegistered(false)
+			s.log.Warn("GC says another registration holds this id; registering again", "gc_target", s.cfg.GCTarget, "controller_id", s.cfg.ID)
 			return
 		}
 		select {
@@ -115,12 +127,12 @@ func (s *Server) heartbeat(ctx context.Context, kind string) codes.Code {
 	var err error
 	if kind == hbFast {
 		_, err = s.gc.FastHeartbeat(rctx, &pb.FastHeartbeatRequest{
-			ControllerId: s.cfg.ID, Capacity: capacity, Health: health,
+			ControllerId: s.cfg.ID, Capacity: capacity, Health: health, RegistrationKey: s.key(),
 		})
 	} else {
 		cpu, mem := s.proc.sample()
 		_, err = s.gc.ComprehensiveHeartbeat(rctx, &pb.ComprehensiveHeartbeatRequest{
-			ControllerId: s.cfg.ID, Capacity: capacity, Health: health,
+			ControllerId: s.cfg.ID, Capacity: capacity, Health: health, RegistrationKey: s.key(),
 			CpuUsagePercent: cpu, MemoryUsagePercent: mem,
 		})
 	}
@@ -174,6 +186,14 @@ func (s *Server) renewTokenOn(err error) {
 		s.log.Warn("GC refused MC's token; fetching a new one from AC", "ac", s.cfg.ACInternalURL)
 		s.tokens.renew()
 	}
+}
+
+// key is the registration key of the last accepted RegisterMC, or "".
+func (s *Server) key() string {
+	if k := s.regKey.Load(); k != nil {
+		return *k
+	}
+	return ""
 }
 
 func (s *Server) setRegistered(v bool) {

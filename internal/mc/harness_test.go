@@ -254,7 +254,8 @@ type gcEvent struct {
 
 // fakeGC is a real gRPC GlobalControllerService on loopback, behind the real
 // grpcserver auth, that records what MC sends. Like GC, it answers NOT_FOUND
-// to heartbeats from controllers it does not know.
+// to heartbeats from controllers it does not know, and PERMISSION_DENIED to
+// calls without the registration key it returned.
 type fakeGC struct {
 	pb.UnimplementedGlobalControllerServiceServer
 	t      *testing.T
@@ -263,7 +264,8 @@ type fakeGC struct {
 
 	mu             sync.Mutex
 	events         []gcEvent
-	known          map[string]bool
+	known          map[string]string // id -> the registration key returned
+	keys           int
 	fastMs, compMs uint32
 	deregisterGate chan struct{}
 	srv            *grpcserver.Server
@@ -271,7 +273,7 @@ type fakeGC struct {
 }
 
 func newFakeGC(t *testing.T, is *testsupport.Issuer, addr string) *fakeGC {
-	g := &fakeGC{t: t, issuer: is, addr: addr, known: map[string]bool{}, fastMs: 100, compMs: 300}
+	g := &fakeGC{t: t, issuer: is, addr: addr, known: map[string]string{}, fastMs: 100, compMs: 300}
 	t.Cleanup(g.stop)
 	return g
 }
@@ -322,7 +324,7 @@ func (g *fakeGC) stop() {
 func (g *fakeGC) forget() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.known = map[string]bool{}
+	g.known = map[string]string{}
 }
 
 func (g *fakeGC) record(e gcEvent) {
@@ -351,31 +353,44 @@ func (g *fakeGC) count(kind string) int {
 func (g *fakeGC) RegisterMC(_ context.Context, req *pb.RegisterMCRequest) (*pb.RegisterMCResponse, error) {
 	g.record(gcEvent{kind: "register", register: req})
 	g.mu.Lock()
-	g.known[req.GetId()] = true
-	fast, comp := g.fastMs, g.compMs
-	g.mu.Unlock()
-	return &pb.RegisterMCResponse{Accepted: true, FastHeartbeatIntervalMs: fast, ComprehensiveHeartbeatIntervalMs: comp}, nil
+	defer g.mu.Unlock()
+	if k, ok := g.known[req.GetId()]; ok && k != req.GetRegistrationKey() {
+		return nil, status.Error(codes.PermissionDenied, "registration_key does not match")
+	}
+	g.keys++
+	key := fmt.Sprintf("key-%d", g.keys)
+	g.known[req.GetId()] = key
+	return &pb.RegisterMCResponse{Accepted: true, FastHeartbeatIntervalMs: g.fastMs, ComprehensiveHeartbeatIntervalMs: g.compMs, RegistrationKey: key}, nil
 }
 
-func (g *fakeGC) isKnown(id string) bool {
+// check is GC's answer to a call for id with key: nil, NOT_FOUND or
+// PERMISSION_DENIED.
+func (g *fakeGC) check(id, key string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.known[id]
+	k, ok := g.known[id]
+	switch {
+	case !ok:
+		return status.Error(codes.NotFound, "unknown controller")
+	case k != key:
+		return status.Error(codes.PermissionDenied, "registration_key does not match")
+	}
+	return nil
 }
 
 func (g *fakeGC) FastHeartbeat(_ context.Context, req *pb.FastHeartbeatRequest) (*pb.FastHeartbeatResponse, error) {
-	if !g.isKnown(req.GetControllerId()) {
-		g.record(gcEvent{kind: "fast-not-found"})
-		return nil, status.Error(codes.NotFound, "unknown controller")
+	if err := g.check(req.GetControllerId(), req.GetRegistrationKey()); err != nil {
+		g.record(gcEvent{kind: "fast-" + strings.ToLower(strings.ReplaceAll(status.Code(err).String(), "Found", "-found"))})
+		return nil, err
 	}
 	g.record(gcEvent{kind: "fast", health: req.GetHealth(), capacity: req.GetCapacity()})
 	return &pb.FastHeartbeatResponse{Acknowledged: true, Timestamp: timestamppb.Now()}, nil
 }
 
 func (g *fakeGC) ComprehensiveHeartbeat(_ context.Context, req *pb.ComprehensiveHeartbeatRequest) (*pb.ComprehensiveHeartbeatResponse, error) {
-	if !g.isKnown(req.GetControllerId()) {
-		g.record(gcEvent{kind: "comprehensive-not-found"})
-		return nil, status.Error(codes.NotFound, "unknown controller")
+	if err := g.check(req.GetControllerId(), req.GetRegistrationKey()); err != nil {
+		g.record(gcEvent{kind: "comprehensive-" + strings.ToLower(strings.ReplaceAll(status.Code(err).String(), "Found", "-found"))})
+		return nil, err
 	}
 	g.record(gcEvent{kind: "comprehensive", health: req.GetHealth(), capacity: req.GetCapacity(),
 		cpu: req.GetCpuUsagePercent(), mem: req.GetMemoryUsagePercent()})
@@ -392,6 +407,10 @@ func (g *fakeGC) DeregisterMC(ctx context.Context, req *pb.DeregisterMCRequest) 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if err := g.check(req.GetControllerId(), req.GetRegistrationKey()); err != nil {
+		g.record(gcEvent{kind: "deregister-denied"})
+		return nil, err
 	}
 	g.record(gcEvent{kind: "deregister", reason: req.GetReason()})
 	g.mu.Lock()

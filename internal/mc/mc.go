@@ -43,6 +43,10 @@ type Server struct {
 	sessions  *sessionSet
 
 	registered atomic.Bool
+	// regKey is the registration key GC returned: the proof, presented on
+	// every heartbeat, re-registration and DeregisterMC, that this process
+	// holds its id (all MCs share one client credential).
+	regKey atomic.Pointer[string]
 	draining   atomic.Bool
 	meetings   atomic.Int64
 }
@@ -208,7 +212,7 @@ func (s *Server) leaveGC(ctx context.Context) {
 	}
 	rctx, rcancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
 	defer rcancel()
-	_, err := s.gc.DeregisterMC(rctx, &pb.DeregisterMCRequest{ControllerId: s.cfg.ID, Reason: "draining: shutdown requested (SIGTERM)"})
+	_, err := s.gc.DeregisterMC(rctx, &pb.DeregisterMCRequest{ControllerId: s.cfg.ID, Reason: "draining: shutdown requested (SIGTERM)", RegistrationKey: s.key()})
 	if err != nil {
 		s.log.Warn("DeregisterMC failed", "gc_target", s.cfg.GCTarget, "error", err)
 		return

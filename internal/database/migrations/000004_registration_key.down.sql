@@ -1,0 +1,1 @@
+ALTER TABLE meeting_controllers DROP COLUMN IF EXISTS registration_key_hash;
