@@ -46,9 +46,9 @@ type Server struct {
 	// regKey is the registration key GC returned: the proof, presented on
 	// every heartbeat, re-registration and DeregisterMC, that this process
 	// holds its id (all MCs share one client credential).
-	regKey atomic.Pointer[string]
-	draining   atomic.Bool
-	meetings   atomic.Int64
+	regKey   atomic.Pointer[string]
+	draining atomic.Bool
+	meetings atomic.Int64
 }
 
 // New prepares the controller: TLS certificate, Redis client and GC client.
