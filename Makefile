@@ -18,7 +18,7 @@ PORT_BASE ?= 17000
 DEVSTACK  = STATE_DIR=$(STATE_DIR) PORT_BASE=$(PORT_BASE) BIN_DIR=$(BIN) $(BIN)/devstack
 
 # Kind/Skaffold targets, pinned tool builds and manifest validation live in mk/.
--include $(wildcard mk/*.mk)
+-include mk/tools.mk $(filter-out mk/tools.mk,$(wildcard mk/*.mk))
 
 .PHONY: help
 help: ## List the targets
@@ -29,8 +29,10 @@ up: build ## Start the whole stack as local processes and verify it (PORT_BASE=.
 	$(DEVSTACK) up
 
 .PHONY: verify
-verify: build ## Verify the stack: the verifier Job when a Kind cluster is up, local mode otherwise
-	@if [ -x $(BIN)/kind ] && $(BIN)/kind get clusters 2>/dev/null | grep -qx dark-tower; then \
+verify: build ## Verify the stack: the verifier Job on the node or Kind cluster when one is up, local mode otherwise
+	@if [ -x $(BIN)/node ] && $(NODE_ENV) $(BIN)/node status >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory verify-cluster PROFILE=node; \
+	elif [ -x $(BIN)/kind ] && $(BIN)/kind get clusters 2>/dev/null | grep -qx dark-tower; then \
 		$(MAKE) --no-print-directory verify-cluster; else $(DEVSTACK) verify; fi
 
 .PHONY: down
