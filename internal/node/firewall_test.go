@@ -18,3 +18,16 @@ func TestSaveFieldsKeepsQuotedComments(t *testing.T) {
 		t.Error("kube-proxy's KUBE-FORWARD taken for kube-router's")
 	}
 }
+
+func TestRestoreEmptiesTablesTheHostDidNotUse(t *testing.T) {
+	saved := "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	now := saved + "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n"
+	got := withEmptyTables(saved, now)
+	want := saved + "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+	if got != want {
+		t.Fatalf("withEmptyTables:\n%s\nwant:\n%s", got, want)
+	}
+	if got := withEmptyTables("", ""); got != "" {
+		t.Fatalf("nothing saved, nothing now: %q", got)
+	}
+}

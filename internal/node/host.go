@@ -108,11 +108,19 @@ func (n *Node) restoreHost() error {
 		return fmt.Errorf("node: %s: %w", n.hostStateFile(), err)
 	}
 	var errs []error
-	for cmd, rules := range map[string]string{"iptables-restore": s.Iptables, "ip6tables-restore": s.Ip6table} {
-		c := exec.Command(cmd)
-		c.Stdin = strings.NewReader(rules)
+	for _, fam := range []struct{ save, restore, rules string }{
+		{"iptables-save", "iptables-restore", s.Iptables},
+		{"ip6tables-save", "ip6tables-restore", s.Ip6table},
+	} {
+		now, err := output(fam.save)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c := exec.Command(fam.restore)
+		c.Stdin = strings.NewReader(withEmptyTables(fam.rules, now))
 		if out, err := c.CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("node: %s: %v: %s", cmd, err, bytes.TrimSpace(out)))
+			errs = append(errs, fmt.Errorf("node: %s: %v: %s", fam.restore, err, bytes.TrimSpace(out)))
 		}
 	}
 	had := map[string]bool{}
@@ -137,6 +145,44 @@ func (n *Node) restoreHost() error {
 		return err
 	}
 	return os.Remove(n.hostStateFile())
+}
+
+// builtinChains are each table's own chains, which a restore keeps.
+var builtinChains = map[string][]string{
+	"filter":   {"INPUT", "FORWARD", "OUTPUT"},
+	"nat":      {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
+	"mangle":   {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"},
+	"raw":      {"PREROUTING", "OUTPUT"},
+	"security": {"INPUT", "FORWARD", "OUTPUT"},
+}
+
+// withEmptyTables is a restore of saved that also empties every table now
+// holds and saved does not: iptables-save prints only the tables in use, and
+// a restore leaves alone the tables it is not given.
+func withEmptyTables(saved, now string) string {
+	tables := func(rules string) map[string]bool {
+		t := map[string]bool{}
+		for _, line := range strings.Split(rules, "\n") {
+			if name, ok := strings.CutPrefix(line, "*"); ok {
+				t[strings.TrimSpace(name)] = true
+			}
+		}
+		return t
+	}
+	had, has := tables(saved), tables(now)
+	var b strings.Builder
+	b.WriteString(saved)
+	for table := range has {
+		if had[table] {
+			continue
+		}
+		fmt.Fprintf(&b, "*%s\n", table)
+		for _, c := range builtinChains[table] {
+			fmt.Fprintf(&b, ":%s ACCEPT [0:0]\n", c)
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
 }
 
 func ipt(args ...string) error {
