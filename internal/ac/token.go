@@ -9,12 +9,14 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/httpserver"
 	"github.com/darktower/devstack/internal/logging"
 	"github.com/darktower/devstack/internal/secret"
@@ -27,6 +29,7 @@ type tokenRequest struct {
 	secret    secret.Value
 	scope     string
 	scopeSet  bool
+	audience  string // optional: the one service the token is for (aud)
 	basic     bool // the client authenticated with HTTP Basic
 }
 
@@ -130,14 +133,19 @@ func (s *Service) issue(ctx context.Context, req tokenRequest) (map[string]any, 
 		}
 	}
 	scope := strings.Join(granted, " ")
-	tok, _, err := s.signer.Sign(req.clientID, scope, c.serviceType, s.ttl)
+	ttl := s.ttl
+	if req.audience != "" {
+		// A token for one service only: short, like the issue 11 GC -> MC token.
+		ttl = min(ttl, auth.AudienceTTL)
+	}
+	tok, _, err := s.signer.SignFor(req.clientID, scope, c.serviceType, req.audience, ttl)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{
 		"access_token": tok,
 		"token_type":   "Bearer",
-		"expires_in":   int(s.ttl / time.Second),
+		"expires_in":   int(ttl / time.Second),
 		"scope":        scope,
 	}, nil
 }
@@ -168,6 +176,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, er
 	req.clientID = fields["client_id"]
 	req.secret = secret.New(fields["client_secret"])
 	req.scope, req.scopeSet = fields["scope"], fields["scope"] != ""
+	req.audience = fields["audience"]
 
 	if id, pw, ok := r.BasicAuth(); ok {
 		req.basic = true
@@ -197,11 +206,16 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, er
 		// No stored client has such an id; asking the database would turn a
 		// NUL or invalid UTF-8 into a server error and fire AC's alert.
 		return req, badRequest("client_id: expected 1-255 characters of [A-Za-z0-9._-] starting with a letter or digit")
+	case req.audience != "" && !audiencePattern.MatchString(req.audience):
+		return req, badRequest("audience: expected a service id of 1-255 characters of [A-Za-z0-9_-]")
 	}
 	return req, nil
 }
 
-var tokenParams = []string{"grant_type", "client_id", "client_secret", "scope"}
+var tokenParams = []string{"grant_type", "client_id", "client_secret", "scope", "audience"}
+
+// audiencePattern is an MC id (SPEC section 5), what GC asks tokens for.
+var audiencePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 
 func formFields(r *http.Request) (map[string]string, error) {
 	if err := r.ParseForm(); err != nil {
@@ -226,16 +240,17 @@ func jsonFields(r *http.Request) (map[string]string, error) {
 		ClientID     *string `json:"client_id"`
 		ClientSecret *string `json:"client_secret"`
 		Scope        *string `json:"scope"`
+		Audience     *string `json:"audience"`
 	}
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&body); err != nil {
-		return nil, bodyError(err, "body is not a JSON object of strings {grant_type, client_id, client_secret, scope}")
+		return nil, bodyError(err, "body is not a JSON object of strings {grant_type, client_id, client_secret, scope, audience}")
 	}
 	if dec.More() {
 		return nil, badRequest("body has data after the JSON object")
 	}
 	out := map[string]string{}
-	for k, v := range map[string]*string{"grant_type": body.GrantType, "client_id": body.ClientID, "client_secret": body.ClientSecret, "scope": body.Scope} {
+	for k, v := range map[string]*string{"grant_type": body.GrantType, "client_id": body.ClientID, "client_secret": body.ClientSecret, "scope": body.Scope, "audience": body.Audience} {
 		if v != nil {
 			out[k] = *v
 		}

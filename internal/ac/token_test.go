@@ -417,3 +417,48 @@ func TestMalformedClientIDIsInvalidRequest(t *testing.T) {
 		t.Errorf("a caller's malformed client_id logged ERROR:\n%s", ac.logs.String())
 	}
 }
+
+// Issue 11 item 1: a token asked for one audience (GC's token for one MC)
+// carries it in aud and lives at most auth.AudienceTTL; a malformed
+// audience is a 400 naming the field.
+func TestAudienceBoundToken(t *testing.T) {
+	_, pool := migratedPostgres(t)
+	gc := client(t, "global-controller", auth.ServiceGlobalController, auth.ScopeWriteMC)
+	ac := startAC(t, pool, newSeed(t), []Client{gc})
+	v, err := auth.NewStaticValidator(ac.signer.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {gc.ID}, "client_secret": {gc.Secret.Reveal()}, "audience": {"mc-7"}}
+	resp, out := post(t, ac.url, "application/x-www-form-urlencoded", form.Encode(), nil)
+	if resp.StatusCode != 200 || out["expires_in"] != float64(auth.AudienceTTL/time.Second) {
+		t.Fatalf("answer %d %v, want 200 with expires_in %v", resp.StatusCode, out, auth.AudienceTTL.Seconds())
+	}
+	claims, err := v.Validate(context.Background(), out["access_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.Audience) != 1 || claims.Audience[0] != "mc-7" || claims.ExpiresAt.Sub(claims.IssuedAt.Time) != auth.AudienceTTL {
+		t.Fatalf("aud %v, lifetime %v; want [mc-7] and %v", claims.Audience, claims.ExpiresAt.Sub(claims.IssuedAt.Time), auth.AudienceTTL)
+	}
+	// The same through oauth2's clientcredentials, the way GC asks.
+	tok, err := auth.AudienceTokenSource(context.Background(), ac.url, gc.ID, gc.Secret, "mc-8").Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims, err := v.Validate(context.Background(), tok.AccessToken); err != nil || len(claims.Audience) != 1 || claims.Audience[0] != "mc-8" {
+		t.Fatalf("AudienceTokenSource: %v %v", claims, err)
+	}
+	// Without audience: no aud, the configured lifetime.
+	form.Del("audience")
+	_, out = post(t, ac.url, "application/x-www-form-urlencoded", form.Encode(), nil)
+	if claims, err := v.Validate(context.Background(), out["access_token"].(string)); err != nil || len(claims.Audience) != 0 || out["expires_in"] != float64(3600) {
+		t.Fatalf("plain token: %v %v %v", claims, err, out)
+	}
+	form.Set("audience", "mc 7/../x")
+	resp, out = post(t, ac.url, "application/x-www-form-urlencoded", form.Encode(), nil)
+	wantOAuthError(t, resp, out, 400, "invalid_request")
+	if d, _ := out["error_description"].(string); !strings.Contains(d, "audience") {
+		t.Fatalf("error_description %q does not name audience", d)
+	}
+}

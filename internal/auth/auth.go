@@ -6,6 +6,7 @@ package auth
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -43,6 +44,9 @@ func (c *Claims) HasScope(s string) bool {
 type Requirement struct {
 	Scope        string
 	ServiceTypes []string // empty: any service type
+	// Audience, when set, must be in the token's aud: a token AC issued for
+	// one MC is then useless at another.
+	Audience string
 }
 
 // Allows reports whether c meets the requirement.
@@ -50,5 +54,12 @@ func (r Requirement) Allows(c *Claims) bool {
 	if !c.HasScope(r.Scope) {
 		return false
 	}
+	if r.Audience != "" && !slices.Contains(c.Audience, r.Audience) {
+		return false
+	}
 	return len(r.ServiceTypes) == 0 || slices.Contains(r.ServiceTypes, c.ServiceType)
 }
+
+// AudienceTTL caps the lifetime of a token bound to an audience (GC's token
+// for one MC): short, so a captured one is soon worthless even there.
+const AudienceTTL = 5 * time.Minute

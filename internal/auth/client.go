@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -21,11 +22,22 @@ const JWKSPath = "/.well-known/jwks.json"
 // TokenSource returns a cached, auto-renewing client-credentials token source
 // for AC at baseURL. Tokens are renewed shortly before they expire.
 func TokenSource(ctx context.Context, baseURL, clientID string, clientSecret secret.Value) oauth2.TokenSource {
+	return tokenSource(ctx, baseURL, clientID, clientSecret, nil)
+}
+
+// AudienceTokenSource is TokenSource for tokens bound to one audience (an
+// MC's id): AC puts it in aud and caps the lifetime at AudienceTTL.
+func AudienceTokenSource(ctx context.Context, baseURL, clientID string, clientSecret secret.Value, audience string) oauth2.TokenSource {
+	return tokenSource(ctx, baseURL, clientID, clientSecret, url.Values{"audience": {audience}})
+}
+
+func tokenSource(ctx context.Context, baseURL, clientID string, clientSecret secret.Value, params url.Values) oauth2.TokenSource {
 	cfg := clientcredentials.Config{
-		ClientID:     clientID,
-		ClientSecret: clientSecret.Reveal(),
-		TokenURL:     baseURL + TokenPath,
-		AuthStyle:    oauth2.AuthStyleInHeader,
+		ClientID:       clientID,
+		ClientSecret:   clientSecret.Reveal(),
+		TokenURL:       baseURL + TokenPath,
+		AuthStyle:      oauth2.AuthStyleInHeader,
+		EndpointParams: params,
 	}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: 10 * time.Second})
 	return cfg.TokenSource(ctx)

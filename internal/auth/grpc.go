@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -70,6 +71,9 @@ func authorize(ctx context.Context, v *Validator, rules map[string]Requirement, 
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	req, ok := rules[method]
+	if ok && req.Audience != "" && !slices.Contains(claims.Audience, req.Audience) {
+		return nil, status.Errorf(codes.PermissionDenied, "token of %q is for audience %q, not %q", claims.Subject, []string(claims.Audience), req.Audience)
+	}
 	if !ok || !req.Allows(claims) {
 		return nil, status.Errorf(codes.PermissionDenied, "client %q (service_type %q) may not call %s", claims.Subject, claims.ServiceType, method)
 	}

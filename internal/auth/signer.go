@@ -58,6 +58,11 @@ func (s *Signer) JWKS() json.RawMessage { return s.jwks }
 
 // Sign issues a token for subject with the given scopes and lifetime.
 func (s *Signer) Sign(subject, scope, serviceType string, ttl time.Duration) (string, time.Time, error) {
+	return s.SignFor(subject, scope, serviceType, "", ttl)
+}
+
+// SignFor is Sign with an aud claim when audience is not empty.
+func (s *Signer) SignFor(subject, scope, serviceType, audience string, ttl time.Duration) (string, time.Time, error) {
 	now := s.now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	claims := Claims{
@@ -70,6 +75,9 @@ func (s *Signer) Sign(subject, scope, serviceType string, ttl time.Duration) (st
 		},
 		Scope:       scope,
 		ServiceType: serviceType,
+	}
+	if audience != "" {
+		claims.Audience = jwt.ClaimStrings{audience}
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = s.kid

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
@@ -50,9 +51,11 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, v *auth.Validator,
 	store := NewStore(pool)
 	m := NewMetrics(reg, store, log)
 	a := &App{cfg: cfg, log: log, reg: reg, store: store, metrics: m, validator: v}
-	ts := auth.TokenSource(context.WithoutCancel(ctx), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret)
-	a.joiner = &joiner{store: store, creds: auth.PerRPC(ts), gcID: cfg.ID, threshold: cfg.StalenessThreshold,
-		log: log, conns: map[string]*grpc.ClientConn{}}
+	tokens := func(controllerID string) credentials.PerRPCCredentials {
+		return auth.PerRPC(auth.AudienceTokenSource(context.WithoutCancel(ctx), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret, controllerID))
+	}
+	a.joiner = &joiner{store: store, tokens: tokens, gcID: cfg.ID, threshold: cfg.StalenessThreshold,
+		log: log, conns: map[string]*grpc.ClientConn{}, creds: map[string]credentials.PerRPCCredentials{}}
 	a.GRPC = grpcserver.New(v, AuthRules(), reg)
 	internalv1.RegisterGlobalControllerServiceServer(a.GRPC, NewService(store, m, log, cfg.FastHeartbeat, cfg.ComprehensiveInterval, cfg.StalenessThreshold))
 	a.HTTP = a.routes()

@@ -67,13 +67,17 @@ func tokenEndpoint(t testing.TB, iss *testsupport.Issuer) string {
 			_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
 			return
 		}
-		tok, _, err := iss.Signer.Sign(gcClientID, auth.ScopeWriteMC, auth.ServiceGlobalController, time.Hour)
+		ttl := time.Hour
+		if r.FormValue("audience") != "" {
+			ttl = auth.AudienceTTL
+		}
+		tok, _, err := iss.Signer.SignFor(gcClientID, auth.ScopeWriteMC, auth.ServiceGlobalController, r.FormValue("audience"), ttl)
 		if err != nil {
 			w.WriteHeader(500)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600, "scope": auth.ScopeWriteMC})
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds()), "scope": auth.ScopeWriteMC})
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL

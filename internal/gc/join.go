@@ -41,16 +41,30 @@ type JoinResult struct {
 }
 
 // joiner places meetings on controllers. It keeps one gRPC client
-// connection per controller endpoint; each call carries GC's own token.
+// connection per controller endpoint; each call carries GC's token for that
+// controller alone (aud = its id), so one MC cannot replay it at another.
 type joiner struct {
 	store     *Store
-	creds     credentials.PerRPCCredentials
+	tokens    func(controllerID string) credentials.PerRPCCredentials
 	gcID      string
 	threshold time.Duration
 	log       *slog.Logger
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	creds map[string]credentials.PerRPCCredentials // by controller id
+}
+
+// credsFor returns the cached per-call credentials for one controller.
+func (j *joiner) credsFor(id string) credentials.PerRPCCredentials {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.creds[id]
+	if !ok {
+		c = j.tokens(id)
+		j.creds[id] = c
+	}
+	return c
 }
 
 func (j *joiner) client(endpoint string) (internalv1.MeetingControllerServiceClient, error) {
@@ -63,9 +77,7 @@ func (j *joiner) client(endpoint string) (internalv1.MeetingControllerServiceCli
 	if err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(j.creds))
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("meeting controller %s: %w", endpoint, err)
 	}
@@ -91,10 +103,16 @@ func dialTarget(endpoint string) (string, error) {
 
 // prune closes the connections to endpoints that no live controller
 // advertises any more (deregistered, stale, re-registered elsewhere): each
-// held goroutines and a socket forever. It returns how many it closed.
-func (j *joiner) prune(live map[string]bool) int {
+// held goroutines and a socket forever. It drops the token sources of
+// controllers that left too. It returns how many connections it closed.
+func (j *joiner) prune(live, liveIDs map[string]bool) int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	for id := range j.creds {
+		if !liveIDs[id] {
+			delete(j.creds, id)
+		}
+	}
 	n := 0
 	for ep, cc := range j.conns {
 		if !live[ep] {
@@ -191,7 +209,8 @@ func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bo
 	}
 	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
 	defer cancel()
-	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID})
+	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID},
+		grpc.PerRPCCredentials(j.credsFor(c.ID)))
 	if err != nil {
 		j.log.Warn("AssignMeeting failed", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)
 		return false, ""

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
@@ -26,8 +29,9 @@ type fakeMC struct {
 	id, endpoint string
 	accept       bool
 
-	mu    sync.Mutex
-	calls []assignCall
+	mu       sync.Mutex
+	calls    []assignCall
+	lastAuth []string // what GC presented: a captured token, for the replay test
 }
 
 type assignCall struct {
@@ -36,8 +40,10 @@ type assignCall struct {
 
 func (f *fakeMC) AssignMeeting(ctx context.Context, r *internalv1.AssignMeetingRequest) (*internalv1.AssignMeetingResponse, error) {
 	c, _ := auth.ClaimsFrom(ctx)
+	md, _ := metadata.FromIncomingContext(ctx)
 	f.mu.Lock()
 	f.calls = append(f.calls, assignCall{r.MeetingId, r.RequestingGcId, c.Subject, c.ServiceType})
+	f.lastAuth = md.Get("authorization")
 	f.mu.Unlock()
 	if !f.accept {
 		return &internalv1.AssignMeetingResponse{Accepted: false, RejectionReason: "at capacity"}, nil
@@ -51,7 +57,8 @@ func (f *fakeMC) recorded() []assignCall {
 	return append([]assignCall(nil), f.calls...)
 }
 
-// startFakeMC serves a fake MC that validates GC's token against e's issuer.
+// startFakeMC serves a fake MC that validates GC's token against e's issuer
+// and, like the real MC, demands its own id as the token's audience.
 func startFakeMC(t *testing.T, e *gcEnv, id string, accept bool) *fakeMC {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +67,7 @@ func startFakeMC(t *testing.T, e *gcEnv, id string, accept bool) *fakeMC {
 		t.Fatal(err)
 	}
 	srv := grpcserver.New(v, map[string]auth.Requirement{
-		internalv1.MeetingControllerService_AssignMeeting_FullMethodName: {Scope: auth.ScopeWriteMC, ServiceTypes: []string{auth.ServiceGlobalController}},
+		internalv1.MeetingControllerService_AssignMeeting_FullMethodName: {Scope: auth.ScopeWriteMC, ServiceTypes: []string{auth.ServiceGlobalController}, Audience: id},
 	}, prometheus.NewRegistry())
 	ln := listen(t)
 	f := &fakeMC{id: id, endpoint: "http://" + ln.Addr().String(), accept: accept}
@@ -218,12 +225,13 @@ func TestJoin(t *testing.T) {
 		// or dial errors; those go to GC's log.
 		dead := listenClosed(t)
 		registerAs(t, mc, "mc-gone", "unreach", "http://"+dead, 0, healthy)
-		registerAs(t, mc, "mc-no", "unreach", rej.endpoint, 1, healthy)
+		no := startFakeMC(t, e, "mc-no", false)
+		registerAs(t, mc, "mc-no", "unreach", no.endpoint, 1, healthy)
 		code, _, body := join(t, e, "lonely", "unreach")
 		if code != 503 || !strings.Contains(body, "1 refused the meeting, 1 could not be reached") {
 			t.Fatalf("unreachable + rejecting: join = %d %s", code, body)
 		}
-		for _, leak := range []string{dead, strings.TrimPrefix(rej.endpoint, "http://"), "connection refused", "Unavailable", "at capacity"} {
+		for _, leak := range []string{dead, strings.TrimPrefix(no.endpoint, "http://"), "connection refused", "Unavailable", "at capacity"} {
 			if strings.Contains(body, leak) {
 				t.Errorf("503 body leaks %q: %s", leak, body)
 			}
@@ -300,5 +308,46 @@ func TestConnectionsToDepartedControllersClose(t *testing.T) {
 	e.app.joiner.mu.Unlock()
 	if !kept {
 		t.Fatal("the live controller's connection was closed")
+	}
+}
+
+// Issue 11 item 1: the token GC presents to one MC names that MC as its
+// audience and lives minutes, so an MC that captures it cannot use it
+// against another MC.
+func TestTokenGCPresentsIsBoundToOneMC(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) { c.Region = "aud" })
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	evil, victim := startFakeMC(t, e, "mc-evil", true), startFakeMC(t, e, "mc-victim", true)
+	registerAs(t, mc, "mc-evil", "aud", evil.endpoint, 0, healthy)
+	if code, r, body := join(t, e, "captured", ""); code != 200 || r.ControllerID != "mc-evil" {
+		t.Fatalf("join = %d %s, want mc-evil", code, body)
+	}
+	evil.mu.Lock()
+	captured := evil.lastAuth
+	evil.mu.Unlock()
+	if len(captured) != 1 {
+		t.Fatalf("mc-evil saw authorization %v", captured)
+	}
+	tok, _ := auth.BearerToken(captured[0])
+	v, err := auth.NewStaticValidator(e.iss.Signer.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Validate(ctxT(t), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.Audience) != 1 || claims.Audience[0] != "mc-evil" || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > auth.AudienceTTL {
+		t.Fatalf("GC's token for mc-evil: aud %v, lifetime %v; want aud [mc-evil] and at most %v",
+			claims.Audience, claims.ExpiresAt.Sub(claims.IssuedAt.Time), auth.AudienceTTL)
+	}
+	// Replayed against another MC it is refused before anything happens.
+	cc := conn(t, strings.TrimPrefix(victim.endpoint, "http://"), tok)
+	_, err = internalv1.NewMeetingControllerServiceClient(cc).AssignMeeting(ctxT(t), &internalv1.AssignMeetingRequest{MeetingId: "stolen"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("replayed token at mc-victim: %v, want PERMISSION_DENIED", err)
+	}
+	if n := len(victim.recorded()); n != 0 {
+		t.Fatalf("mc-victim served %d calls with a token for mc-evil", n)
 	}
 }

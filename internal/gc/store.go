@@ -217,18 +217,18 @@ ORDER BY current_meetings::float8 / max_meetings, controller_id`, region, thresh
 	return collect(rows, err)
 }
 
-// LiveEndpoints are the gRPC endpoints of controllers that may still be
+// Live returns the gRPC endpoints and ids of controllers that may still be
 // asked to host a meeting: every row that is not unhealthy or draining.
-func (s *Store) LiveEndpoints(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT grpc_endpoint FROM meeting_controllers
+func (s *Store) Live(ctx context.Context) (endpoints, ids map[string]bool, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT controller_id, grpc_endpoint FROM meeting_controllers
 WHERE health_status NOT IN ('unhealthy', 'draining')`)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]bool{}
-	var ep string
-	_, err = pgx.ForEachRow(rows, []any{&ep}, func() error { out[ep] = true; return nil })
-	return out, err
+	endpoints, ids = map[string]bool{}, map[string]bool{}
+	var id, ep string
+	_, err = pgx.ForEachRow(rows, []any{&id, &ep}, func() error { endpoints[ep], ids[id] = true, true; return nil })
+	return endpoints, ids, err
 }
 
 // Assignment is an open meeting assignment and the controller it points to.

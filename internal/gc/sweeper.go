@@ -26,14 +26,14 @@ func (a *App) sweep(ctx context.Context) {
 func (a *App) pruneConns(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	live, err := a.store.LiveEndpoints(ctx)
+	live, liveIDs, err := a.store.Live(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("listing live endpoints failed; connections kept", "error", err)
 		}
 		return
 	}
-	if n := a.joiner.prune(live); n > 0 {
+	if n := a.joiner.prune(live, liveIDs); n > 0 {
 		a.log.Info("closed connections to departed meeting controllers", "closed", n, "open", a.joiner.open())
 	}
 }

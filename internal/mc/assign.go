@@ -16,12 +16,16 @@ import (
 // meetingIDPattern is the meeting code GC accepts on its join endpoint.
 var meetingIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// grpcRules: only GC may place meetings on MC.
-var grpcRules = map[string]auth.Requirement{
-	pb.MeetingControllerService_AssignMeeting_FullMethodName: {
-		Scope:        auth.ScopeWriteMC,
-		ServiceTypes: []string{auth.ServiceGlobalController},
-	},
+// grpcRules: only GC may place meetings on MC, with a token AC issued for
+// this MC (aud = id): one captured by another MC is refused here.
+func grpcRules(id string) map[string]auth.Requirement {
+	return map[string]auth.Requirement{
+		pb.MeetingControllerService_AssignMeeting_FullMethodName: {
+			Scope:        auth.ScopeWriteMC,
+			ServiceTypes: []string{auth.ServiceGlobalController},
+			Audience:     id,
+		},
+	}
 }
 
 type assignService struct {

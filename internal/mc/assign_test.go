@@ -42,7 +42,22 @@ func TestAssignMeeting(t *testing.T) {
 		t.Fatal("a refused call wrote Redis state")
 	}
 
-	gctx := withToken(ctx, st.gcToken(t))
+	// Issue 11 item 1: GC's token for another MC, or one with no audience,
+	// is refused here: a token captured by one MC is useless at another.
+	for what, aud := range map[string]string{"another MC's audience": "mc-other", "no audience": ""} {
+		tok, _, err := st.issuer.Signer.SignFor("global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController, aud, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.AssignMeeting(withToken(ctx, tok), req); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "audience") {
+			t.Fatalf("GC token with %s: %v, want PERMISSION_DENIED naming the audience", what, err)
+		}
+	}
+	if n, _ := rdb.Exists(ctx, "meeting:m-1").Result(); n != 0 {
+		t.Fatal("a refused call wrote Redis state")
+	}
+
+	gctx := withToken(ctx, st.gcToken(t, r))
 	resp, err := client.AssignMeeting(gctx, req)
 	if err != nil || !resp.GetAccepted() {
 		t.Fatalf("with GC's token: %v %v, want accepted", resp, err)

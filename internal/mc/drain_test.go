@@ -55,7 +55,7 @@ func TestDrainInProcess(t *testing.T) {
 	defer cancel()
 	eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK })
 	client := dialMC(t, r)
-	gctx := withToken(ctx, st.gcToken(t))
+	gctx := withToken(ctx, st.gcToken(t, r))
 	if resp, err := client.AssignMeeting(gctx, &pb.AssignMeetingRequest{MeetingId: "live-1"}); err != nil || !resp.GetAccepted() {
 		t.Fatalf("AssignMeeting: %v %v", resp, err)
 	}

@@ -185,8 +185,14 @@ func withToken(ctx context.Context, tok string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 }
 
-func (st *stack) gcToken(t *testing.T) string {
-	return st.issuer.Token(t, "global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController)
+// gcToken is what AC issues GC for calls to r: aud is r's id.
+func (st *stack) gcToken(t *testing.T, r *runningMC) string {
+	t.Helper()
+	tok, _, err := st.issuer.Signer.SignFor("global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController, r.cfg.ID, auth.AudienceTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // ---- token endpoint ----

@@ -128,7 +128,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 
-	gs := grpcserver.New(validator, grpcRules, s.reg)
+	gs := grpcserver.New(validator, grpcRules(s.cfg.ID), s.reg)
 	pb.RegisterMeetingControllerServiceServer(gs, assignService{s: s})
 	wt := s.newWebTransportServer()
 	mux := http.NewServeMux()

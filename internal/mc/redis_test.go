@@ -37,7 +37,7 @@ func TestRedisOutage(t *testing.T) {
 	eventually(t, 10*time.Second, "DEGRADED heartbeat", func() bool { return lastHealth(st.gc) == pb.HealthStatus_HEALTH_STATUS_DEGRADED })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t)), &pb.AssignMeetingRequest{MeetingId: "m-1"})
+	_, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t, r)), &pb.AssignMeetingRequest{MeetingId: "m-1"})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("AssignMeeting without Redis: %v, want UNAVAILABLE", err)
 	}

@@ -18,7 +18,7 @@ func TestWebTransport(t *testing.T) {
 	r := st.startMC(t, "mc-wt-1", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t)), &pb.AssignMeetingRequest{MeetingId: "room-1", RequestingGcId: "gc-a"})
+	resp, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t, r)), &pb.AssignMeetingRequest{MeetingId: "room-1", RequestingGcId: "gc-a"})
 	if err != nil || !resp.GetAccepted() {
 		t.Fatalf("AssignMeeting: %v %v", resp, err)
 	}
