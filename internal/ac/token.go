@@ -30,7 +30,7 @@ type tokenRequest struct {
 	scope     string
 	scopeSet  bool
 	audience  string // optional: the one service the token is for (aud)
-	basic     bool // the client authenticated with HTTP Basic
+	basic     bool   // the client authenticated with HTTP Basic
 }
 
 // oauthError is an RFC 6749 section 5.2 error answer.
