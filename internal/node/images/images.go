@@ -225,6 +225,7 @@ const (
 	runtimePasswd = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
 	runtimeGroup  = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
 	caBundle      = "etc/ssl/certs/ca-certificates.crt"
+	hostCABundle  = "/etc/ssl/certs/ca-certificates.crt"
 )
 
 var runtimeConfig = v1.Config{
@@ -317,6 +318,16 @@ func newPlan(o Options, now time.Time) (*plan, error) {
 		return nil, err
 	}
 	for _, d := range debImages() {
+		if d.Name == "go-builder" {
+			// `go mod download` in our Dockerfiles reaches the Go module proxy
+			// through whatever this host trusts (a corporate or sandbox proxy
+			// re-signs TLS with its own CA): the builder trusts the same.
+			certs, err := os.ReadFile(hostCABundle)
+			if err != nil {
+				return nil, fmt.Errorf("images: the Go builder takes the host's CA certificates: %w", err)
+			}
+			d.Files = append(d.Files, file{Path: "/" + caBundle, Mode: 0o644, Data: certs})
+		}
 		p.debs[d.Name] = d
 		files := make([]file, len(d.Files))
 		for i, f := range d.Files {
