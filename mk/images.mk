@@ -11,11 +11,11 @@ PAUSE_SRC := $(wildcard internal/node/images/pause/*.go internal/node/images/pau
 # Static: it is the only file of the pause image.
 $(BIN)/pause: $(PAUSE_SRC) go.mod
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/pause ./internal/node/images/pause/cmd/pause
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/pause ./internal/node/images/pause/cmd/pause
 
 .PHONY: node-images
 node-images: $(BIN)/pause $(BIN)/coredns ## Build the node's images into the registry at NODE_REGISTRY (already running) and print their refs as JSON
-	$(GO) run ./cmd/node-images --registry $(NODE_REGISTRY) --cache $(NODE_IMAGES_CACHE) --bin $(BIN)
+	@$(GO) run ./cmd/node-images --registry $(NODE_REGISTRY) --cache $(NODE_IMAGES_CACHE) --bin $(BIN)
 
 # Root and minutes: a real registry, debootstrap, apt-get, containerd and runc.
 .PHONY: test-node-images

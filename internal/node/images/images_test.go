@@ -609,7 +609,7 @@ func TestEnsureAndRunImages(t *testing.T) {
 	t.Run("pause", func(t *testing.T) { testPause(t, c, refs.Pause) })
 	t.Run("go-builder", func(t *testing.T) { testGoBuilder(t, c, work, refs.GoBuilder) })
 	t.Run("postgres+exporter", func(t *testing.T) { testPostgres(t, c, work, refs.Postgres, refs.PostgresExporter) })
-	t.Run("redis+exporter", func(t *testing.T) { testRedis(t, c, work, refs.Redis, refs.RedisExporter) })
+	t.Run("redis+exporter", func(t *testing.T) { testRedis(t, c, work, root, refs.Redis, refs.RedisExporter) })
 	t.Run("prometheus", func(t *testing.T) { testPrometheus(t, c, work, root, refs.Prometheus) })
 }
 
@@ -958,7 +958,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 		}
 	}
 	// Over TCP: the password is required (scram-sha-256) and works.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	url := fmt.Sprintf("postgres://darktower:%s@127.0.0.1:%d/dark_tower?sslmode=disable", password, port)
 	conn, err := pgx.Connect(ctx, url)
@@ -1029,11 +1029,18 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 	t.Run("as-root", func(t *testing.T) {
 		// The image's own user (root, as in the official image): the entrypoint makes
 		// the directories and drops to postgres (70) before initdb.
+		// The password comes from a file (POSTGRES_PASSWORD_FILE, a mounted Secret).
 		rdir := filepath.Join(dir, "root")
 		rport := freePort(t)
+		secrets := mkdirOwned(t, filepath.Join(rdir, "secrets"), 0, 0, 0o700)
+		rpw := randomHex(t)
+		if err := os.WriteFile(filepath.Join(secrets, "pw"), []byte(rpw+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
 		ro := runOpts{readOnly: true, netHost: true,
-			env: []string{"POSTGRES_PASSWORD=" + password},
-			mounts: []string{bind(mkdirOwned(t, filepath.Join(rdir, "data"), 0, 0, 0o755), "/var/lib/postgresql/data", false),
+			env: []string{"POSTGRES_PASSWORD_FILE=/run/secrets/pg/pw"},
+			mounts: []string{bind(secrets, "/run/secrets/pg", true),
+				bind(mkdirOwned(t, filepath.Join(rdir, "data"), 0, 0, 0o755), "/var/lib/postgresql/data", false),
 				bind(mkdirOwned(t, filepath.Join(rdir, "run"), 0, 0, 0o755), "/var/run/postgresql", false),
 				bind(mkdirOwned(t, filepath.Join(rdir, "tmp"), 0, 0, 0o1777), "/tmp", false)}}
 		rt := c.start(ro, ref, "postgres-root", "docker-entrypoint.sh", "postgres", "-p", strconv.Itoa(rport))
@@ -1046,6 +1053,12 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 		})
 		if out, _ := rt.exec(10*time.Second, "grep", "^Uid:", "/proc/1/status"); !strings.HasPrefix(strings.Join(strings.Fields(out), " "), "Uid: 70 70 70 70") {
 			t.Errorf("PID 1 (postgres) runs as %q, want uid 70", out)
+		}
+		rconn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", rpw, rport))
+		if err != nil {
+			t.Errorf("connect with the password from POSTGRES_PASSWORD_FILE: %v", err)
+		} else {
+			rconn.Close(ctx)
 		}
 		if code := rt.signal("SIGTERM", 60*time.Second); code != 0 {
 			t.Errorf("exit %d after SIGTERM", code)
@@ -1079,7 +1092,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 	tk2.signal("SIGINT", 60*time.Second)
 }
 
-func testRedis(t *testing.T, c *containerd, work, ref, exporterRef string) {
+func testRedis(t *testing.T, c *containerd, work, root, ref, exporterRef string) {
 	_, cf := imageFiles(t, ref)
 	if cf.Config.User != "999:1000" {
 		t.Errorf("redis user %q, want 999:1000", cf.Config.User)
@@ -1087,9 +1100,15 @@ func testRedis(t *testing.T, c *containerd, work, ref, exporterRef string) {
 	dir := filepath.Join(work, "redis")
 	conf := mkdirOwned(t, filepath.Join(dir, "conf"), 0, 1000, 0o750)
 	data := mkdirOwned(t, filepath.Join(dir, "data"), 999, 1000, 0o770)
-	password := randomHex(t)
+	// The cluster's redis.conf (infra/services/redis/secret.yaml) on a free loopback
+	// port: Debian's 7.0 must accept every directive written for 7.4.
+	cfg, password := clusterRedisConf(t, root)
 	port := freePort(t)
-	cfg := fmt.Sprintf("bind 127.0.0.1\nport %d\nrequirepass %s\ndir /data\nappendonly yes\n", port, password)
+	cfg = strings.Replace(cfg, "bind 0.0.0.0 -::*", "bind 127.0.0.1", 1)
+	cfg = strings.Replace(cfg, "port 6379", fmt.Sprintf("port %d", port), 1)
+	if !strings.Contains(cfg, fmt.Sprintf("port %d", port)) || !strings.Contains(cfg, "bind 127.0.0.1") {
+		t.Fatalf("cannot move the cluster's redis.conf to a loopback test port:\n%s", cfg)
+	}
 	if err := os.WriteFile(filepath.Join(conf, "redis.conf"), []byte(cfg), 0o440); err != nil {
 		t.Fatal(err)
 	}
@@ -1282,4 +1301,24 @@ func fileSDVariant(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// clusterRedisConf returns redis.conf and the password from the cluster's Secret.
+func clusterRedisConf(t *testing.T, root string) (string, string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "infra/services/redis/secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
+	if err := yaml.Unmarshal(b, &sec); err != nil {
+		t.Fatal(err)
+	}
+	conf, pw := sec.StringData["redis.conf"], sec.StringData["REDIS_PASSWORD"]
+	if conf == "" || pw == "" || !strings.Contains(conf, "requirepass "+pw) {
+		t.Fatalf("infra/services/redis/secret.yaml: no redis.conf with REDIS_PASSWORD as requirepass")
+	}
+	return conf, pw
 }

@@ -8,7 +8,10 @@
 #   POSTGRES_DB        database created at init (default: $POSTGRES_USER)
 #   PGDATA             data directory (default /var/lib/postgresql/data); initdb runs
 #                      when it holds no PG_VERSION
-#   POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD (default scram-sha-256)
+#   POSTGRES_INITDB_ARGS, POSTGRES_INITDB_WALDIR, POSTGRES_HOST_AUTH_METHOD (default
+#                      scram-sha-256)
+#   <VAR>_FILE         for POSTGRES_PASSWORD, POSTGRES_USER, POSTGRES_DB and
+#                      POSTGRES_INITDB_ARGS: read the value from that file
 #   /docker-entrypoint-initdb.d/*.sh|*.sql  run once, after init
 #
 # Local (socket) connections are trusted, TCP from any address needs the password
@@ -25,11 +28,26 @@ if [ "$1" != postgres ]; then
 	exec "$@"
 fi
 
+# VAR_FILE: the value of VAR from a file (a mounted Secret), never both.
+file_env() {
+	local var="$1" file="${1}_FILE"
+	if [ -n "${!var:-}" ] && [ -n "${!file:-}" ]; then
+		printf 'entrypoint: error: both %s and %s are set\n' "$var" "$file" >&2
+		exit 1
+	fi
+	if [ -n "${!file:-}" ]; then
+		export "$var"="$(<"${!file}")"
+	fi
+	unset "$file"
+}
+for v in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB POSTGRES_INITDB_ARGS; do file_env "$v"; done
+
 : "${PGDATA:=/var/lib/postgresql/data}"
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 : "${POSTGRES_HOST_AUTH_METHOD:=scram-sha-256}"
 : "${POSTGRES_INITDB_ARGS:=}"
+: "${POSTGRES_INITDB_WALDIR:=}"
 export PGDATA
 
 log() { printf '%s entrypoint: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
@@ -61,8 +79,12 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	# The password reaches initdb through a pipe (printf is a shell builtin): it is
 	# never an argument of any process.
 	# shellcheck disable=SC2086
+	waldir=()
+	if [ -n "$POSTGRES_INITDB_WALDIR" ]; then
+		waldir=(--waldir "$POSTGRES_INITDB_WALDIR")
+	fi
 	initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "${POSTGRES_PASSWORD:-}") \
-		--auth-local=trust --auth-host="$POSTGRES_HOST_AUTH_METHOD" $POSTGRES_INITDB_ARGS
+		--auth-local=trust --auth-host="$POSTGRES_HOST_AUTH_METHOD" "${waldir[@]}" $POSTGRES_INITDB_ARGS
 	printf '\n# Added by the image entrypoint: any address, with a password.\nhost all all all %s\n' \
 		"$POSTGRES_HOST_AUTH_METHOD" >>"$PGDATA/pg_hba.conf"
 
