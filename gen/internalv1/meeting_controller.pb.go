@@ -25,8 +25,12 @@ type AssignMeetingRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	MeetingId      string                 `protobuf:"bytes,1,opt,name=meeting_id,json=meetingId,proto3" json:"meeting_id,omitempty"`
 	RequestingGcId string                 `protobuf:"bytes,2,opt,name=requesting_gc_id,json=requestingGcId,proto3" json:"requesting_gc_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The controller GC's registry last recorded for this meeting, when GC
+	// moves it away from that one. MC takes over a meeting that another
+	// controller holds in Redis only when it is this one; otherwise it refuses.
+	PreviousControllerId string `protobuf:"bytes,3,opt,name=previous_controller_id,json=previousControllerId,proto3" json:"previous_controller_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *AssignMeetingRequest) Reset() {
@@ -69,6 +73,13 @@ func (x *AssignMeetingRequest) GetMeetingId() string {
 func (x *AssignMeetingRequest) GetRequestingGcId() string {
 	if x != nil {
 		return x.RequestingGcId
+	}
+	return ""
+}
+
+func (x *AssignMeetingRequest) GetPreviousControllerId() string {
+	if x != nil {
+		return x.PreviousControllerId
 	}
 	return ""
 }
@@ -129,11 +140,12 @@ var File_darktower_internal_v1_meeting_controller_proto protoreflect.FileDescrip
 
 const file_darktower_internal_v1_meeting_controller_proto_rawDesc = "" +
 	"\n" +
-	".darktower/internal/v1/meeting_controller.proto\x12\x15darktower.internal.v1\"_\n" +
+	".darktower/internal/v1/meeting_controller.proto\x12\x15darktower.internal.v1\"\x95\x01\n" +
 	"\x14AssignMeetingRequest\x12\x1d\n" +
 	"\n" +
 	"meeting_id\x18\x01 \x01(\tR\tmeetingId\x12(\n" +
-	"\x10requesting_gc_id\x18\x02 \x01(\tR\x0erequestingGcId\"^\n" +
+	"\x10requesting_gc_id\x18\x02 \x01(\tR\x0erequestingGcId\x124\n" +
+	"\x16previous_controller_id\x18\x03 \x01(\tR\x14previousControllerId\"^\n" +
 	"\x15AssignMeetingResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12)\n" +
 	"\x10rejection_reason\x18\x02 \x01(\tR\x0frejectionReason2\x86\x01\n" +

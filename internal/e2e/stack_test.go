@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -186,6 +187,74 @@ func TestControlPlane(t *testing.T) {
 		wrongPin := strings.Repeat("0", 64)
 		if _, err := mc.DialWebTransport(dctx, join.WebTransportURL, wrongPin); err == nil {
 			t.Fatal("WebTransport session with a wrong certificate pin was accepted")
+		}
+	})
+
+	// Issue 11 item 2: when both GCs placed the same new meeting at once, 2 of
+	// 80 ended with GC naming one MC and Redis the other. Postgres now
+	// decides the owner first; every meeting must be joinable where GC says.
+	t.Run("200 simultaneous first joins over both GCs agree on one MC, in Redis too", func(t *testing.T) {
+		const meetings = 100
+		type answer struct {
+			status int
+			err    error
+			id     string
+			url    string
+			cert   string
+		}
+		answers := make([][2]answer, meetings)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for m := range meetings {
+			for g := range 2 {
+				wg.Go(func() {
+					<-start
+					var j struct {
+						ControllerID string `json:"controller_id"`
+						URL          string `json:"webtransport_url"`
+						Cert         string `json:"webtransport_cert_sha256"`
+					}
+					st, err := postJSON(fmt.Sprintf("%s/api/v1/meetings/race-%03d/join", s.topo.GCHTTPURL(g), m), &j)
+					answers[m][g] = answer{st, err, j.ControllerID, j.URL, j.Cert}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		rdb := s.redis.Client(t)
+		db := s.pg.Conn(t)
+		for m := range meetings {
+			code := fmt.Sprintf("race-%03d", m)
+			a, b := answers[m][0], answers[m][1]
+			if a.err != nil || b.err != nil || a.status != http.StatusOK || b.status != http.StatusOK {
+				t.Fatalf("%s: joins answered %d %v and %d %v", code, a.status, a.err, b.status, b.err)
+			}
+			if a.id != b.id {
+				t.Errorf("%s: GC 0 named %s, GC 1 named %s", code, a.id, b.id)
+				continue
+			}
+			if owner, err := rdb.HGet(ctx, "meeting:"+code, "controller_id").Result(); err != nil || owner != a.id {
+				t.Errorf("%s: GC named %s, Redis says %q (%v)", code, a.id, owner, err)
+			}
+			var rows int
+			var row string
+			if err := db.QueryRow(ctx, `SELECT count(*), max(controller_id) FROM meeting_assignments WHERE meeting_id = $1 AND ended_at IS NULL`, code).
+				Scan(&rows, &row); err != nil || rows != 1 || row != a.id {
+				t.Errorf("%s: %d open assignments naming %q (%v), want one naming %s", code, rows, row, err, a.id)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		// Joinable at the MC GC names: a WebTransport session opens there.
+		for m := 0; m < meetings; m += 10 {
+			a := answers[m][0]
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			welcome, err := mc.DialWebTransport(dctx, a.url, a.cert)
+			cancel()
+			if err != nil || welcome.ControllerID != a.id {
+				t.Errorf("race-%03d at %s: %+v, %v", m, a.id, welcome, err)
+			}
 		}
 	})
 

@@ -143,11 +143,18 @@ func (j *joiner) close() {
 // join returns the meeting's controller: its open assignment when that
 // controller is healthy and fresh, otherwise the least-loaded healthy fresh
 // controller in region that accepts it, trying the next on refusal or error.
+//
+// The owner is decided in Postgres first: the open assignment row is the
+// claim (one per meeting, a unique index), and only the GC that inserted it
+// calls AssignMeeting; if the controller refuses or cannot be reached, the
+// claim is withdrawn and the next candidate claimed. Two GCs placing the
+// same new meeting at once thus agree on one controller, and Redis with them.
 func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult, error) {
 	open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold)
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("reading assignment: %w", err)
 	}
+	var previous string // the controller Redis may still name as the owner
 	if open != nil {
 		if open.Fresh {
 			r := result(meetingID, open.Controller)
@@ -159,6 +166,9 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 		if err := j.store.EndAssignment(ctx, meetingID, open.Controller.ID); err != nil {
 			return JoinResult{}, fmt.Errorf("ending stale assignment: %w", err)
 		}
+		previous = open.Controller.ID
+	} else if previous, err = j.store.LastController(ctx, meetingID); err != nil {
+		return JoinResult{}, fmt.Errorf("reading the last assignment: %w", err)
 	}
 	cands, err := j.store.Candidates(ctx, region, j.threshold)
 	if err != nil {
@@ -166,22 +176,12 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 	}
 	var refused, failed int
 	for _, c := range cands {
-		ok, why := j.assign(ctx, meetingID, c)
-		if !ok {
-			// The caller learns counts; endpoints and dial errors stay in the log.
-			if why == "" {
-				failed++
-			} else {
-				refused++
-			}
-			continue
-		}
 		inserted, err := j.store.InsertAssignment(ctx, meetingID, c, j.gcID)
 		if err != nil {
 			return JoinResult{}, err
 		}
 		if !inserted {
-			// Another GC replica placed the meeting first; answer with its choice.
+			// Another GC replica claimed the meeting first; answer with its choice.
 			if open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold); err == nil && open != nil {
 				r := result(meetingID, open.Controller)
 				r.reused = true
@@ -189,8 +189,21 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 			}
 			return JoinResult{}, fmt.Errorf("meeting %s was assigned concurrently and the assignment could not be read", meetingID)
 		}
-		j.log.Info("meeting assigned", "meeting_id", meetingID, "controller_id", c.ID, "region", c.Region)
-		return result(meetingID, c), nil
+		ok, why := j.assign(ctx, meetingID, c, previous)
+		if ok {
+			j.log.Info("meeting assigned", "meeting_id", meetingID, "controller_id", c.ID, "region", c.Region)
+			return result(meetingID, c), nil
+		}
+		// Compensate: withdraw the claim so the next candidate can be claimed.
+		if err := j.store.ReleaseAssignment(context.WithoutCancel(ctx), meetingID, c.ID); err != nil {
+			return JoinResult{}, fmt.Errorf("withdrawing the claim on %s: %w", c.ID, err)
+		}
+		// The caller learns counts; endpoints and dial errors stay in the log.
+		if why == "" {
+			failed++
+		} else {
+			refused++
+		}
 	}
 	if len(cands) == 0 {
 		return JoinResult{}, fmt.Errorf("%w in region %q", errNoController, region)
@@ -201,7 +214,7 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 
 // assign asks one controller to host the meeting. A refusal returns the
 // controller's reason; a failure to ask returns "" (the log has the error).
-func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bool, string) {
+func (j *joiner) assign(ctx context.Context, meetingID string, c Controller, previous string) (bool, string) {
 	cl, err := j.client(c.GRPCEndpoint)
 	if err != nil {
 		j.log.Warn("AssignMeeting not sent", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)
@@ -209,7 +222,10 @@ func (j *joiner) assign(ctx context.Context, meetingID string, c Controller) (bo
 	}
 	ctx, cancel := context.WithTimeout(ctx, assignTimeout)
 	defer cancel()
-	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID},
+	if previous == c.ID {
+		previous = "" // its own meeting: nothing to take over
+	}
+	resp, err := cl.AssignMeeting(ctx, &internalv1.AssignMeetingRequest{MeetingId: meetingID, RequestingGcId: j.gcID, PreviousControllerId: previous},
 		grpc.PerRPCCredentials(j.credsFor(c.ID)))
 	if err != nil {
 		j.log.Warn("AssignMeeting failed", "meeting_id", meetingID, "controller_id", c.ID, "target", c.GRPCEndpoint, "error", err)

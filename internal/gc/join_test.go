@@ -205,6 +205,13 @@ func TestJoin(t *testing.T) {
 		if rows := openAssignments(t, e, "retro"); len(rows) != 1 || rows[0].controller != "mc-acc" {
 			t.Fatalf("open assignments = %+v", rows)
 		}
+		// The claims on the controllers that did not take it were withdrawn,
+		// load included (issue 11 item 2: row first, compensation on failure).
+		var deadLoad, rejLoad int
+		if err := e.pool.QueryRow(ctxT(t), `SELECT (SELECT current_meetings FROM meeting_controllers WHERE controller_id='mc-dead'),
+    (SELECT current_meetings FROM meeting_controllers WHERE controller_id='mc-rej')`).Scan(&deadLoad, &rejLoad); err != nil || deadLoad != 0 || rejLoad != 1 {
+			t.Fatalf("load after withdrawn claims: mc-dead %d (want 0), mc-rej %d (want its reported 1), %v", deadLoad, rejLoad, err)
+		}
 	})
 
 	t.Run("503 without a healthy controller", func(t *testing.T) {

@@ -293,6 +293,31 @@ WHERE controller_id = $1`, c.ID)
 	return inserted, nil
 }
 
+// ReleaseAssignment withdraws a claim whose controller did not take the
+// meeting: the open row goes, and so does the meeting it added to the load.
+func (s *Store) ReleaseAssignment(ctx context.Context, meetingID, controllerID string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM meeting_assignments WHERE meeting_id = $1 AND controller_id = $2 AND ended_at IS NULL`, meetingID, controllerID)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE meeting_controllers SET current_meetings = GREATEST(current_meetings - 1, 0) WHERE controller_id = $1`, controllerID)
+		return err
+	})
+}
+
+// LastController is the controller of the meeting's most recent ended
+// assignment, or "": the one MC's Redis may still name as its owner.
+func (s *Store) LastController(ctx context.Context, meetingID string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT controller_id FROM meeting_assignments
+WHERE meeting_id = $1 AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 1`, meetingID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
 // SweepResult says what one staleness sweep changed.
 type SweepResult struct {
 	Ran             bool  // false: another replica held the sweep lock

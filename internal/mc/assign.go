@@ -16,6 +16,9 @@ import (
 // meetingIDPattern is the meeting code GC accepts on its join endpoint.
 var meetingIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// controllerIDPattern is an MC id (SPEC section 5).
+var controllerIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+
 // grpcRules: only GC may place meetings on MC, with a token AC issued for
 // this MC (aud = id): one captured by another MC is refused here.
 func grpcRules(id string) map[string]auth.Requirement {
@@ -56,7 +59,12 @@ func (a assignService) AssignMeeting(ctx context.Context, req *pb.AssignMeetingR
 	if s.draining.Load() {
 		return reject("draining: this meeting controller is shutting down")
 	}
-	res, err := s.store.assign(ctx, mid, by, s.cfg.MaxMeetings, time.Now())
+	prev := req.GetPreviousControllerId()
+	if prev != "" && !controllerIDPattern.MatchString(prev) {
+		s.m.assignments.WithLabelValues(statusRejected).Inc()
+		return nil, status.Error(codes.InvalidArgument, "previous_controller_id: expected 1 to 255 characters of [A-Za-z0-9_-]")
+	}
+	res, err := s.store.assign(ctx, mid, by, prev, s.cfg.MaxMeetings, time.Now())
 	if err != nil {
 		s.m.assignments.WithLabelValues(statusRejected).Inc()
 		s.log.Error("writing meeting assignment to Redis failed", "meeting_id", mid, "redis", s.redisAddr, "error", err)
@@ -64,6 +72,9 @@ func (a assignService) AssignMeeting(ctx context.Context, req *pb.AssignMeetingR
 	}
 	if res == assignFull {
 		return reject("at capacity: MC_MAX_MEETINGS reached")
+	}
+	if res == assignHeldElsewhere {
+		return reject("held by another meeting controller: GC must name it as previous_controller_id to move the meeting")
 	}
 	if n, err := s.store.meetings(ctx); err == nil {
 		s.setMeetings(n)

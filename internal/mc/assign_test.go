@@ -88,6 +88,36 @@ func TestAssignMeeting(t *testing.T) {
 		t.Fatalf("repeat assignment rewrote the state: %v", h2)
 	}
 
+	// Issue 11 item 2: a meeting another controller holds is not taken
+	// silently; only when GC names that controller as the previous one.
+	if err := rdb.HSet(ctx, "meeting:elsewhere-1", "controller_id", "mc-other", "status", "active").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, "mc:mc-other:meetings", "elsewhere-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = client.AssignMeeting(gctx, &pb.AssignMeetingRequest{MeetingId: "elsewhere-1", RequestingGcId: "gc-a"})
+	if err != nil || resp.GetAccepted() || !strings.Contains(resp.GetRejectionReason(), "another meeting controller") {
+		t.Fatalf("meeting held by mc-other: %v %v, want rejected", resp, err)
+	}
+	if owner, _ := rdb.HGet(ctx, "meeting:elsewhere-1", "controller_id").Result(); owner != "mc-other" {
+		t.Fatalf("refused takeover changed the owner to %q", owner)
+	}
+	resp, err = client.AssignMeeting(gctx, &pb.AssignMeetingRequest{MeetingId: "elsewhere-1", RequestingGcId: "gc-a", PreviousControllerId: "mc-other"})
+	if err != nil || !resp.GetAccepted() {
+		t.Fatalf("takeover naming mc-other: %v %v, want accepted", resp, err)
+	}
+	if owner, _ := rdb.HGet(ctx, "meeting:elsewhere-1", "controller_id").Result(); owner != "mc-assign-1" {
+		t.Fatalf("after the named takeover the owner is %q", owner)
+	}
+	if in, _ := rdb.SIsMember(ctx, "mc:mc-other:meetings", "elsewhere-1").Result(); in {
+		t.Fatal("the previous controller still lists the meeting")
+	}
+	// Give the slot back: the capacity checks below count on one meeting.
+	if err := rdb.SRem(ctx, "mc:mc-assign-1:meetings", "elsewhere-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	for _, bad := range []string{"", "has space", "semi;colon", strings.Repeat("x", 65)} {
 		if _, err := client.AssignMeeting(gctx, &pb.AssignMeetingRequest{MeetingId: bad}); status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("meeting_id %q: %v, want INVALID_ARGUMENT", bad, err)
@@ -126,7 +156,7 @@ func TestAssignMeeting(t *testing.T) {
 		return false
 	})
 	m := r.healthURL("/metrics")
-	if metric(t, m, "mc_active_meetings") != 2 || metric(t, m, "mc_meetings_assigned_total", "status=accepted") != 4 ||
+	if metric(t, m, "mc_active_meetings") != 2 || metric(t, m, "mc_meetings_assigned_total", "status=accepted") != 5 ||
 		metric(t, m, "mc_meetings_assigned_total", "status=rejected") < 1 {
 		t.Fatalf("metrics: active=%v accepted=%v rejected=%v", metric(t, m, "mc_active_meetings"),
 			metric(t, m, "mc_meetings_assigned_total", "status=accepted"), metric(t, m, "mc_meetings_assigned_total", "status=rejected"))

@@ -16,16 +16,21 @@ func controllerMeetingsKey(id string) string { return "mc:" + id + ":meetings" }
 // assignScript checks capacity and writes both keys atomically, so concurrent
 // assignments cannot overshoot MC_MAX_MEETINGS. A meeting this controller
 // already hosts is accepted again unchanged (GC may retry). A meeting another
-// controller held is taken over: GC decides placement, and it only moves a
-// meeting away from a controller it no longer considers healthy.
+// controller holds is taken over only when GC names that controller as the
+// one it moves the meeting from (ARGV[6]); otherwise it is refused, so two
+// placements that raced never leave Redis and GC's registry disagreeing.
 //
-// Returns 1 already assigned here, 2 newly assigned, 0 at capacity.
+// Returns 1 already assigned here, 2 newly assigned, 0 at capacity, 3 held
+// by another controller.
 var assignScript = redis.NewScript(`
 local owner = redis.call('HGET', KEYS[1], 'controller_id')
 if owner == ARGV[2] then
   redis.call('SADD', KEYS[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'status', 'active')
   return 1
+end
+if owner and owner ~= ARGV[6] then
+  return 3
 end
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[5]) then
   return 0
@@ -44,6 +49,7 @@ const (
 	assignFull assignResult = iota
 	assignExisting
 	assignNew
+	assignHeldElsewhere
 )
 
 type store struct {
@@ -51,10 +57,10 @@ type store struct {
 	id  string
 }
 
-func (s *store) assign(ctx context.Context, meetingID, assignedBy string, maxMeetings int, now time.Time) (assignResult, error) {
+func (s *store) assign(ctx context.Context, meetingID, assignedBy, previous string, maxMeetings int, now time.Time) (assignResult, error) {
 	n, err := assignScript.Run(ctx, s.rdb,
 		[]string{meetingKey(meetingID), controllerMeetingsKey(s.id)},
-		meetingID, s.id, assignedBy, now.UTC().Format(time.RFC3339), maxMeetings,
+		meetingID, s.id, assignedBy, now.UTC().Format(time.RFC3339), maxMeetings, previous,
 	).Int()
 	if err != nil {
 		return 0, err
