@@ -358,3 +358,32 @@ func TestTokenGCPresentsIsBoundToOneMC(t *testing.T) {
 		t.Fatalf("mc-victim served %d calls with a token for mc-evil", n)
 	}
 }
+
+// Issue 11 item 3: placement weighs participants, not only meetings. A
+// controller with one meeting but nearly full of participants is fuller
+// than one with five quiet meetings, and one with no participant slot
+// left is not a candidate at all.
+func TestPlacementWeighsParticipants(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) { c.Region = "load" })
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	beat := func(id string, meetings, participants uint32) {
+		t.Helper()
+		if _, err := mc.FastHeartbeat(ctxT(t), &internalv1.FastHeartbeatRequest{ControllerId: id, Health: healthy,
+			Capacity: &internalv1.Capacity{MaxMeetings: 10, CurrentMeetings: meetings, MaxParticipants: 100, CurrentParticipants: participants}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, crowded, quiet := startFakeMC(t, e, "mc-full", true), startFakeMC(t, e, "mc-crowded", true), startFakeMC(t, e, "mc-quiet", true)
+	registerAs(t, mc, "mc-full", "load", full.endpoint, 0, pending)
+	registerAs(t, mc, "mc-crowded", "load", crowded.endpoint, 0, pending)
+	registerAs(t, mc, "mc-quiet", "load", quiet.endpoint, 0, pending)
+	beat("mc-full", 0, 100)   // no meetings, no participant slot
+	beat("mc-crowded", 1, 95) // 10% of meetings, 95% of participants
+	beat("mc-quiet", 5, 10)   // 50% of meetings, 10% of participants
+	if code, r, body := join(t, e, "weighed", ""); code != 200 || r.ControllerID != "mc-quiet" {
+		t.Fatalf("join = %d %s, want mc-quiet (least loaded by participants too)", code, body)
+	}
+	if len(full.recorded())+len(crowded.recorded()) != 0 {
+		t.Fatalf("a fuller controller was asked first: full %v, crowded %v", full.recorded(), crowded.recorded())
+	}
+}

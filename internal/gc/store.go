@@ -207,13 +207,17 @@ func (s *Store) CountByHealth(ctx context.Context) (map[string]int64, error) {
 }
 
 // Candidates are the healthy controllers of region with a heartbeat fresher
-// than threshold and room for a meeting, least loaded first.
+// than threshold and room for a meeting and a participant, least loaded
+// first: load is the fuller of the two fractions, so a controller with few
+// but crowded meetings is not taken for an idle one.
 func (s *Store) Candidates(ctx context.Context, region string, threshold time.Duration) ([]Controller, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+controllerColumns+` FROM meeting_controllers
 WHERE region = $1 AND health_status = 'healthy'
   AND last_heartbeat_at > now() - $2::float8 * interval '1 second'
   AND current_meetings < max_meetings
-ORDER BY current_meetings::float8 / max_meetings, controller_id`, region, threshold.Seconds())
+  AND current_participants < max_participants
+ORDER BY GREATEST(current_meetings::float8 / max_meetings, current_participants::float8 / max_participants), controller_id`,
+		region, threshold.Seconds())
 	return collect(rows, err)
 }
 
