@@ -112,6 +112,9 @@ var table = map[string]entry{
 		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller && kubectl -n dark-tower logs -l app.kubernetes.io/name=meeting-controller --tail=30"},
 	"gc.mc-unhealthy": {cause: "a meeting controller is registered but not HEALTHY (pending, degraded, draining or unhealthy)", local: "curl -s http://<mc health>/health/ready",
 		cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller"},
+	"gc.no-capacity": {cause: "every live meeting controller is full (meetings or participants): new joins get 503 until meetings end or a controller is added",
+		local:   "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers | jq '.controllers[].capacity'",
+		cluster: "kubectl -n dark-tower scale deployment/meeting-controller --replicas=3  # or find who fills them: kubectl -n dark-tower logs deploy/global-controller | grep 'meeting assigned'"},
 	"gc.mc-unexpected": {cause: "GC lists live meeting controllers nobody expects: another stack shares the database, or expected_count is out of date",
 		local: "grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {target} darktower.internal.v1.GlobalControllerService/ListMeetingControllers"},
 

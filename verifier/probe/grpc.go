@@ -114,7 +114,35 @@ func gcRegistration(ctx context.Context, t Target, log *slog.Logger) Result {
 		return Failed(classify.At(addrs[0], ferr), obs)
 	}
 	t.Run.setControllers(live)
+	free, cerr := judgeCapacity(live)
+	obs += "; free: " + free
+	if cerr != nil {
+		return Failed(classify.At(addrs[0], cerr), obs)
+	}
 	return Pass("%s", obs)
+}
+
+// judgeCapacity says what room each live controller has and fails when no
+// live controller can take another meeting: a fleet that is up but full
+// answers every new join with 503, and that is not healthy.
+func judgeCapacity(live []*internalv1.MeetingController) (string, error) {
+	var parts []string
+	open := 0
+	for _, c := range live {
+		cp := c.GetCapacity()
+		meetings := int64(cp.GetMaxMeetings()) - int64(cp.GetCurrentMeetings())
+		participants := int64(cp.GetMaxParticipants()) - int64(cp.GetCurrentParticipants())
+		parts = append(parts, fmt.Sprintf("%s %d/%d meetings, %d/%d participants", c.Id,
+			max(meetings, 0), cp.GetMaxMeetings(), max(participants, 0), cp.GetMaxParticipants()))
+		if meetings > 0 && participants > 0 {
+			open++
+		}
+	}
+	free := strings.Join(parts, "; ")
+	if len(live) > 0 && open == 0 {
+		return free, classify.Failf("gc.no-capacity", "no live meeting controller has room for another meeting or participant")
+	}
+	return free, nil
 }
 
 // judgeRegistry decides whether the listed controllers are the expected ones.

@@ -142,3 +142,34 @@ func TestJudgeRegistry(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11 item 3: a fleet that is registered and healthy but full fails
+// gc.registration with gc.no-capacity; the evidence gives each MC's room.
+func TestJudgeCapacity(t *testing.T) {
+	withCap := func(id string, maxM, curM, maxP, curP uint32) *internalv1.MeetingController {
+		return &internalv1.MeetingController{Id: id, Capacity: &internalv1.Capacity{MaxMeetings: maxM, CurrentMeetings: curM, MaxParticipants: maxP, CurrentParticipants: curP}}
+	}
+	cases := []struct {
+		name string
+		live []*internalv1.MeetingController
+		want string
+	}{
+		{"room", []*internalv1.MeetingController{withCap("a", 100, 100, 200, 0), withCap("b", 100, 3, 200, 9)}, ""},
+		{"meetings full", []*internalv1.MeetingController{withCap("a", 100, 100, 200, 0), withCap("b", 100, 100, 200, 9)}, "gc.no-capacity"},
+		{"participants full", []*internalv1.MeetingController{withCap("a", 100, 1, 200, 200), withCap("b", 100, 100, 200, 0)}, "gc.no-capacity"},
+	}
+	for _, c := range cases {
+		free, err := judgeCapacity(c.live)
+		var f *classify.Finding
+		got := ""
+		if errors.As(err, &f) {
+			got = f.Class
+		}
+		if got != c.want || !strings.Contains(free, "a ") || !strings.Contains(free, "meetings") {
+			t.Errorf("%s: class %q (%v), evidence %q; want %q", c.name, got, err, free, c.want)
+		}
+	}
+	if free, _ := judgeCapacity([]*internalv1.MeetingController{withCap("b", 100, 3, 200, 9)}); free != "b 97/100 meetings, 191/200 participants" {
+		t.Errorf("evidence %q", free)
+	}
+}
