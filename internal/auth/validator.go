@@ -79,6 +79,13 @@ func (v *Validator) Ready(ctx context.Context) error {
 		return fmt.Errorf("JWKS: %w", err)
 	}
 	if len(keys) == 0 {
+		// The first fetch failed (in a cluster AC often starts after GC and MC)
+		// and the periodic refresh is minutes away: asking for a key nobody
+		// has refreshes now, rate limited like any token with an unknown kid.
+		_, _ = v.kf.Storage().KeyRead(ctx, "readiness-probe")
+		if keys, err = v.kf.Storage().KeyReadAll(ctx); err == nil && len(keys) > 0 {
+			return nil
+		}
 		return errors.New("JWKS: no keys fetched yet")
 	}
 	return nil

@@ -1,0 +1,49 @@
+package auth_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/darktower/devstack/internal/auth"
+)
+
+// A validator whose JWKS server was down at its start becomes ready once the
+// server answers, without waiting for the periodic refresh (minutes): in a
+// cluster GC and MC often start before AC.
+func TestValidatorReadyAfterJWKSComesUp(t *testing.T) {
+	s := newSigner(t)
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.JWKS())
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := auth.NewValidator(ctx, srv.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Ready(ctx); err == nil {
+		t.Fatal("ready with the JWKS server answering 503")
+	}
+	up.Store(true)
+	// The refresh is rate limited to one per 5 s, like a token with an unknown kid.
+	deadline := time.Now().Add(15 * time.Second)
+	for v.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("still not ready 15 s after the JWKS server came up")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
