@@ -40,6 +40,7 @@ type Service struct {
 	duration  prometheus.Histogram
 	dummyHash []byte
 	synced    atomic.Bool
+	self      *auth.Validator // AC's own keys: validates GC's token for meeting tokens
 }
 
 // Token outcomes, the status label of ac_token_issuance_total.
@@ -65,9 +66,13 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	self, err := auth.NewStaticValidator(opts.Signer.JWKS())
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		pool: opts.Pool, signer: opts.Signer, ttl: opts.TokenTTL, log: opts.Log, reg: opts.Registry,
-		dummyHash: dummy,
+		dummyHash: dummy, self: self,
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ac_token_issuance_total",
 			Help: "Token requests by outcome.",
@@ -135,6 +140,7 @@ func (s *Service) Handler() http.Handler {
 	in := httpserver.NewInstrumenter("ac", s.reg)
 	mux := http.NewServeMux()
 	mux.Handle("POST "+auth.TokenPath, in.Wrap("token", http.HandlerFunc(s.token)))
+	mux.Handle("POST "+auth.MeetingTokenPath, in.Wrap("meeting_token", http.HandlerFunc(s.meetingToken)))
 	mux.Handle("GET "+auth.JWKSPath, in.Wrap("jwks", http.HandlerFunc(s.jwks)))
 
 	probes := http.NewServeMux()

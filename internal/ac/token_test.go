@@ -462,3 +462,61 @@ func TestAudienceBoundToken(t *testing.T) {
 		t.Fatalf("error_description %q does not name audience", d)
 	}
 }
+
+// Issue 11 item 4: AC signs a meeting token for GC alone: bound to meeting,
+// participant and MC (aud), minutes long. Anyone else is refused.
+func TestMeetingToken(t *testing.T) {
+	_, pool := migratedPostgres(t)
+	ac := startAC(t, pool, newSeed(t), []Client{})
+	v, err := auth.NewStaticValidator(ac.signer.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(bearer, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, ac.url+auth.MeetingTokenPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	gcTok, _, _ := ac.signer.Sign("global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController, time.Hour)
+	body := `{"meeting_id":"standup","participant_id":"p-1","controller_id":"mc-0"}`
+	code, out := ask(gcTok, body)
+	if code != 200 || out["expires_in"] != float64(auth.MeetingTokenTTL/time.Second) {
+		t.Fatalf("GC asking: %d %v", code, out)
+	}
+	c, err := v.Validate(context.Background(), out["meeting_token"].(string))
+	if err != nil || c.Subject != "p-1" || c.MeetingID != "standup" || len(c.Audience) != 1 || c.Audience[0] != "mc-0" ||
+		c.Scope != auth.ScopeMeetingSession || c.ExpiresAt.Sub(c.IssuedAt.Time) != auth.MeetingTokenTTL {
+		t.Fatalf("meeting token claims %+v, %v", c, err)
+	}
+	mcTok, _, _ := ac.signer.Sign("meeting-controller", auth.ScopeWriteGC, auth.ServiceMeetingController, time.Hour)
+	gcForMC, _, _ := ac.signer.SignFor("global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController, "mc-0", time.Minute)
+	foreign, _, _ := newSigner(t, newSeed(t)).Sign("global-controller", auth.ScopeWriteMC, auth.ServiceGlobalController, time.Hour)
+	for what, c := range map[string]struct {
+		bearer, body string
+		want         int
+	}{
+		"no token":                {"", body, 401},
+		"a token of another key":  {foreign, body, 401},
+		"MC's token":              {mcTok, body, 403},
+		"GC's token for one MC":   {gcForMC, body, 403},
+		"bad meeting_id":          {gcTok, `{"meeting_id":"a b","participant_id":"p","controller_id":"mc-0"}`, 400},
+		"bad controller_id":       {gcTok, `{"meeting_id":"a","participant_id":"p","controller_id":"mc/0"}`, 400},
+		"unknown field":           {gcTok, `{"meeting_id":"a","participant_id":"p","controller_id":"mc-0","admin":true}`, 400},
+		"participant_id too long": {gcTok, `{"meeting_id":"a","participant_id":"` + strings.Repeat("p", 129) + `","controller_id":"mc-0"}`, 400},
+	} {
+		if code, out := ask(c.bearer, c.body); code != c.want {
+			t.Errorf("%s: %d %v, want %d", what, code, out, c.want)
+		}
+	}
+}

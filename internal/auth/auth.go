@@ -19,7 +19,16 @@ const (
 	ScopeWriteGC = "service.write.gc" // MC calling GC's registration RPCs
 	ScopeWriteMC = "service.write.mc" // GC calling MC's AssignMeeting
 	ScopeReadGC  = "service.read.gc"  // operators and the verifier listing GC's registry
+	// ScopeMeetingSession is the scope of a meeting token: one participant's
+	// WebTransport session in one meeting on one MC (aud).
+	ScopeMeetingSession = "meeting.session"
 )
+
+// MeetingTokenPath is AC's endpoint that signs meeting tokens for GC.
+const MeetingTokenPath = "/api/v1/auth/meeting/token"
+
+// MeetingTokenTTL is a meeting token's lifetime: enough to open the session.
+const MeetingTokenTTL = 5 * time.Minute
 
 // Service types carried in the service_type claim.
 const (
@@ -33,6 +42,8 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Scope       string `json:"scope"`
 	ServiceType string `json:"service_type"`
+	// MeetingID binds a meeting token to one meeting.
+	MeetingID string `json:"meeting_id,omitempty"`
 }
 
 // HasScope reports whether the space-separated scope claim contains s.

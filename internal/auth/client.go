@@ -1,7 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -59,3 +63,38 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, _ ...string) (map[string
 }
 
 func (perRPC) RequireTransportSecurity() bool { return false }
+
+// RequestMeetingToken asks AC at baseURL, with the caller's token from ts
+// (GC's), for a meeting token bound to meeting, participant and the MC that
+// hosts the meeting. The error never contains a token.
+func RequestMeetingToken(ctx context.Context, baseURL string, ts oauth2.TokenSource, meetingID, participantID, controllerID string) (string, error) {
+	t, err := ts.Token()
+	if err != nil {
+		return "", fmt.Errorf("GC's token from AC: %w", err)
+	}
+	body, _ := json.Marshal(map[string]string{"meeting_id": meetingID, "participant_id": participantID, "controller_id": controllerID})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+MeetingTokenPath, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+t.AccessToken)
+	resp, err := meetingTokenClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"meeting_token"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
+		return "", fmt.Errorf("AC answered %s to the meeting token request", resp.Status)
+	}
+	if resp.StatusCode != http.StatusOK || out.Token == "" {
+		return "", fmt.Errorf("AC answered %s to the meeting token request: %s", resp.Status, out.Error)
+	}
+	return out.Token, nil
+}
+
+var meetingTokenClient = &http.Client{Timeout: 5 * time.Second}

@@ -63,6 +63,16 @@ func (s *Signer) Sign(subject, scope, serviceType string, ttl time.Duration) (st
 
 // SignFor is Sign with an aud claim when audience is not empty.
 func (s *Signer) SignFor(subject, scope, serviceType, audience string, ttl time.Duration) (string, time.Time, error) {
+	return s.sign(subject, scope, serviceType, audience, "", ttl)
+}
+
+// SignMeeting issues a meeting token: participant as sub, the MC that hosts
+// the meeting as aud, the meeting in meeting_id, scope meeting.session.
+func (s *Signer) SignMeeting(participant, meetingID, controllerID string, ttl time.Duration) (string, time.Time, error) {
+	return s.sign(participant, ScopeMeetingSession, "", controllerID, meetingID, ttl)
+}
+
+func (s *Signer) sign(subject, scope, serviceType, audience, meetingID string, ttl time.Duration) (string, time.Time, error) {
 	now := s.now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	claims := Claims{
@@ -75,6 +85,7 @@ func (s *Signer) SignFor(subject, scope, serviceType, audience string, ttl time.
 		},
 		Scope:       scope,
 		ServiceType: serviceType,
+		MeetingID:   meetingID,
 	}
 	if audience != "" {
 		claims.Audience = jwt.ClaimStrings{audience}

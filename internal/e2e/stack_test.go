@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -146,6 +147,7 @@ func TestControlPlane(t *testing.T) {
 			WebTransportURL   string `json:"webtransport_url"`
 			WebTransportCert  string `json:"webtransport_cert_sha256"`
 			WebTransportEndpt string `json:"webtransport_endpoint"`
+			MeetingToken      string `json:"meeting_token"`
 		}
 		status, err := postJSON(s.topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", &join)
 		if err != nil || status != http.StatusOK {
@@ -180,9 +182,19 @@ func TestControlPlane(t *testing.T) {
 		if welcome.MeetingID != code || welcome.ControllerID != join.ControllerID {
 			t.Fatalf("welcome = %+v", welcome)
 		}
-		unknown := strings.TrimSuffix(join.WebTransportURL, code) + "no-such-meeting"
+		bare, _, _ := strings.Cut(join.WebTransportURL, "?")
+		unknown := strings.TrimSuffix(bare, code) + "no-such-meeting"
 		if _, err := mc.DialWebTransport(dctx, unknown, join.WebTransportCert); err == nil {
 			t.Fatal("WebTransport session for an unknown meeting was accepted")
+		}
+		// Issue 11 item 4: without the meeting token, or with this one for
+		// another meeting, MC refuses with 401 before anything counts.
+		var refused *mc.RefusedError
+		if _, err := mc.DialWebTransport(dctx, bare, join.WebTransportCert); !errors.As(err, &refused) || refused.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("WebTransport without the meeting token: %v, want a 401 refusal", err)
+		}
+		if _, err := mc.DialWebTransport(dctx, unknown+"?token="+join.MeetingToken, join.WebTransportCert); !errors.As(err, &refused) || refused.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("WebTransport with another meeting's token: %v, want a 401 refusal", err)
 		}
 		wrongPin := strings.Repeat("0", 64)
 		if _, err := mc.DialWebTransport(dctx, join.WebTransportURL, wrongPin); err == nil {

@@ -35,8 +35,10 @@ type App struct {
 	metrics   *Metrics
 	validator *auth.Validator
 	joiner    *joiner
-	GRPC      *grpcserver.Server
-	HTTP      http.Handler
+	// meetingToken asks AC for a meeting token (AC signs; GC never holds a key).
+	meetingToken func(ctx context.Context, meetingID, participant, controllerID string) (string, error)
+	GRPC         *grpcserver.Server
+	HTTP         http.Handler
 }
 
 // tokenCacheTTL is how long a validated caller token is remembered: each MC
@@ -51,6 +53,10 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, v *auth.Validator,
 	store := NewStore(pool)
 	m := NewMetrics(reg, store, log)
 	a := &App{cfg: cfg, log: log, reg: reg, store: store, metrics: m, validator: v}
+	general := auth.TokenSource(context.WithoutCancel(ctx), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret)
+	a.meetingToken = func(ctx context.Context, meetingID, participant, controllerID string) (string, error) {
+		return auth.RequestMeetingToken(ctx, cfg.ACInternalURL, general, meetingID, participant, controllerID)
+	}
 	tokens := func(controllerID string) credentials.PerRPCCredentials {
 		return auth.PerRPC(auth.AudienceTokenSource(context.WithoutCancel(ctx), cfg.ACInternalURL, cfg.ClientID, cfg.ClientSecret, controllerID))
 	}

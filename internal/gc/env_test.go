@@ -59,7 +59,33 @@ const (
 // tokenEndpoint is a client-credentials endpoint that signs GC's token with
 // the issuer's key, so GC's real auth.TokenSource path runs in the tests.
 func tokenEndpoint(t testing.TB, iss *testsupport.Issuer) string {
+	v, err := auth.NewStaticValidator(iss.Signer.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == auth.MeetingTokenPath {
+			// Like AC: GC's own token, then a token bound to the three ids.
+			tok, _ := auth.BearerToken(r.Header.Get("Authorization"))
+			c, err := v.Validate(r.Context(), tok)
+			var body struct {
+				MeetingID     string `json:"meeting_id"`
+				ParticipantID string `json:"participant_id"`
+				ControllerID  string `json:"controller_id"`
+			}
+			if err != nil || c.Subject != gcClientID || len(c.Audience) > 0 || json.NewDecoder(r.Body).Decode(&body) != nil {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			mt, _, err := iss.Signer.SignMeeting(body.ParticipantID, body.MeetingID, body.ControllerID, auth.MeetingTokenTTL)
+			if err != nil {
+				w.WriteHeader(500)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"meeting_token": mt, "token_type": "Bearer", "expires_in": 300})
+			return
+		}
 		id, pw, ok := r.BasicAuth()
 		if r.URL.Path != auth.TokenPath || !ok || id != gcClientID || pw != gcClientSecret ||
 			r.FormValue("grant_type") != "client_credentials" {

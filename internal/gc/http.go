@@ -2,8 +2,10 @@ package gc
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/darktower/devstack/internal/auth"
@@ -101,7 +103,8 @@ func (a *App) listHTTP(w http.ResponseWriter, r *http.Request) {
 	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"controllers": out})
 }
 
-// joinHTTP places the meeting {code} (no auth in the dev stack).
+// joinHTTP places the meeting {code} and answers with a meeting token for a
+// new participant. Joins carry no user auth yet (issue 11 item 3).
 func (a *App) joinHTTP(w http.ResponseWriter, r *http.Request) {
 	code := r.PathValue("code")
 	if !codePattern.MatchString(code) {
@@ -131,10 +134,20 @@ func (a *App) joinHTTP(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusServiceUnavailable, "meeting join failed: registry database unavailable")
 		return
 	}
+	participant := "p-" + strings.ToLower(rand.Text())
+	mt, err := a.meetingToken(ctx, code, participant, res.ControllerID)
+	if err != nil {
+		a.metrics.joins.WithLabelValues("error").Inc()
+		a.log.Error("meeting token from AC failed", "meeting_id", code, "controller_id", res.ControllerID, "error", err)
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "meeting join failed: no meeting token from AC")
+		return
+	}
+	res.withMeetingToken(participant, mt)
 	if res.reused {
 		a.metrics.joins.WithLabelValues("reused").Inc()
 	} else {
 		a.metrics.joins.WithLabelValues("assigned").Inc()
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	httpserver.WriteJSON(w, http.StatusOK, res)
 }

@@ -34,10 +34,22 @@ type JoinResult struct {
 	WebTransportEndpoint   string `json:"webtransport_endpoint"`
 	WebTransportURL        string `json:"webtransport_url"`
 	WebTransportCertSHA256 string `json:"webtransport_cert_sha256"`
+	// ParticipantID and MeetingToken: the token AC signed for this join,
+	// bound to meeting, participant and controller; MC accepts a WebTransport
+	// session only with it (WebTransportURL carries it as ?token=, since a
+	// browser cannot set headers on a WebTransport CONNECT).
+	ParticipantID string `json:"participant_id"`
+	MeetingToken  string `json:"meeting_token"`
 	// GRPCEndpoint is GC's internal address of the controller: never sent to
 	// callers, who only need WebTransport.
 	GRPCEndpoint string `json:"-"`
 	reused       bool
+}
+
+// withMeetingToken fills in a new participant's meeting token.
+func (r *JoinResult) withMeetingToken(participant, token string) {
+	r.ParticipantID, r.MeetingToken = participant, token
+	r.WebTransportURL += "?token=" + url.QueryEscape(token)
 }
 
 // joiner places meetings on controllers. It keeps one gRPC client

@@ -146,9 +146,21 @@ func TestJoin(t *testing.T) {
 
 		code, r, body := join(t, e, "standup-1", "")
 		if code != 200 || r.ControllerID != "mc-idle" || r.Region != "home" || r.MeetingID != "standup-1" ||
-			strings.Contains(body, "grpc_endpoint") || strings.Contains(body, idle.endpoint) || r.WebTransportURL != "https://127.0.0.1:4433/meetings/standup-1" ||
+			strings.Contains(body, "grpc_endpoint") || strings.Contains(body, idle.endpoint) ||
+			r.WebTransportURL != "https://127.0.0.1:4433/meetings/standup-1?token="+r.MeetingToken ||
 			r.WebTransportCertSHA256 != strings.Repeat("ab", 32) {
 			t.Fatalf("join = %d %s", code, body)
+		}
+		// Issue 11 item 4: the answer carries a meeting token AC signed for
+		// this meeting, a new participant and the chosen MC.
+		v, err := auth.NewStaticValidator(e.iss.Signer.JWKS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, err := v.Validate(ctxT(t), r.MeetingToken)
+		if err != nil || mt.MeetingID != "standup-1" || mt.Subject != r.ParticipantID || !strings.HasPrefix(r.ParticipantID, "p-") ||
+			len(mt.Audience) != 1 || mt.Audience[0] != "mc-idle" || mt.Scope != auth.ScopeMeetingSession {
+			t.Fatalf("meeting token %+v, %v; participant %q", mt, err, r.ParticipantID)
 		}
 		calls := idle.recorded()
 		if len(calls) != 1 || calls[0] != (assignCall{"standup-1", "gc-test", gcClientID, auth.ServiceGlobalController}) {

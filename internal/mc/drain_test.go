@@ -132,7 +132,11 @@ func TestProcessSIGTERM(t *testing.T) {
 	if err := st.redis.Client(t).HSet(ctx, "meeting:proc-room", "controller_id", "mc-proc-1", "status", "active").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mc.DialWebTransport(ctx, env["MC_WEBTRANSPORT_ADVERTISE_ADDRESS"]+"/meetings/proc-room", reg.GetWebtransportCertSha256()); err != nil {
+	mt, _, err := st.issuer.Signer.SignMeeting("p-test", "proc-room", "mc-proc-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.DialWebTransport(ctx, env["MC_WEBTRANSPORT_ADVERTISE_ADDRESS"]+"/meetings/proc-room?token="+mt, reg.GetWebtransportCertSha256()); err != nil {
 		t.Fatalf("WebTransport to the binary: %v", err)
 	}
 

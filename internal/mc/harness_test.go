@@ -102,6 +102,7 @@ type runningMC struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *testsupport.Buffer
+	issuer *testsupport.Issuer
 }
 
 func (st *stack) startMC(t *testing.T, id string, change func(map[string]string)) *runningMC {
@@ -121,7 +122,7 @@ func (st *stack) startMC(t *testing.T, id string, change func(map[string]string)
 		t.Fatalf("mc.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningMC{srv: srv, cfg: cfg, env: env, cancel: cancel, done: make(chan error, 1), logs: logs}
+	r := &runningMC{srv: srv, cfg: cfg, env: env, cancel: cancel, done: make(chan error, 1), logs: logs, issuer: st.issuer}
 	go func() { r.done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -152,7 +153,18 @@ func secretsOf(st *stack, env map[string]string) []string {
 }
 
 func (r *runningMC) healthURL(path string) string { return "http://" + r.cfg.HealthBind + path }
+// meetingURL is what GC's join answers: the meeting's URL with a meeting
+// token AC signed for a participant, this meeting and this MC.
 func (r *runningMC) meetingURL(id string) string {
+	tok, _, err := r.issuer.Signer.SignMeeting("p-test", id, r.cfg.ID, auth.MeetingTokenTTL)
+	if err != nil {
+		panic(err)
+	}
+	return r.bareURL(id) + "?token=" + tok
+}
+
+// bareURL is the meeting's URL without a token.
+func (r *runningMC) bareURL(id string) string {
 	return r.cfg.WTAdvertise + mc.MeetingPathPrefix + id
 }
 

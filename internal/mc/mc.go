@@ -130,7 +130,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	gs := grpcserver.New(validator, grpcRules(s.cfg.ID), s.reg)
 	pb.RegisterMeetingControllerServiceServer(gs, assignService{s: s})
-	wt := s.newWebTransportServer()
+	wt := s.newWebTransportServer(validator)
 	mux := http.NewServeMux()
 	httpserver.Probes(mux, "/health/live", "/health/ready", s.readyNotDraining, s.readyRegistered, s.readyRedis)
 	httpserver.Metrics(mux, s.reg)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
+
+	"github.com/darktower/devstack/internal/auth"
 )
 
 // MeetingPathPrefix is where WebTransport sessions are opened:
@@ -36,7 +39,7 @@ type Welcome struct {
 // closeCodeDraining is the session close code MC sends when it shuts down.
 const closeCodeDraining webtransport.SessionErrorCode = 1
 
-func (s *Server) newWebTransportServer() *webtransport.Server {
+func (s *Server) newWebTransportServer(v *auth.Validator) *webtransport.Server {
 	h3 := &http3.Server{
 		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{
 			Certificates: []tls.Certificate{s.cert.cert},
@@ -57,13 +60,16 @@ func (s *Server) newWebTransportServer() *webtransport.Server {
 		// meeting GC assigned here, which the handler checks.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	h3.Handler = s.webTransportHandler(wt)
+	h3.Handler = s.webTransportHandler(wt, v)
 	return wt
 }
 
-// webTransportHandler upgrades only for a meeting assigned to this MC in
-// Redis; anything else is answered with a plain HTTP status and no upgrade.
-func (s *Server) webTransportHandler(wt *webtransport.Server) http.Handler {
+// webTransportHandler upgrades only with a valid meeting token for this
+// meeting and this MC, and only for a meeting assigned to this MC in Redis;
+// anything else is answered with a plain HTTP status and no upgrade. The
+// token is checked before anything is counted or looked up, so anonymous
+// sessions cost no capacity.
+func (s *Server) webTransportHandler(wt *webtransport.Server, v *auth.Validator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse := func(code int, msg string, args ...any) {
 			s.m.sessions.WithLabelValues(statusRefused).Inc()
@@ -77,6 +83,11 @@ func (s *Server) webTransportHandler(wt *webtransport.Server) http.Handler {
 		}
 		if r.Method != http.MethodConnect {
 			refuse(http.StatusBadRequest, "expected a WebTransport CONNECT request")
+			return
+		}
+		if why := s.checkMeetingToken(r, v, mid); why != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="meeting-controller", error="invalid_token"`)
+			refuse(http.StatusUnauthorized, why, "meeting_id", mid)
 			return
 		}
 		if s.draining.Load() {
@@ -106,6 +117,30 @@ func (s *Server) webTransportHandler(wt *webtransport.Server) http.Handler {
 		s.m.sessions.WithLabelValues(statusAccepted).Inc()
 		s.sessions.add(sess, func() { s.hostSession(sess, mid) })
 	})
+}
+
+// checkMeetingToken returns why the request's ?token= does not open a
+// session for meetingID here, or "".
+func (s *Server) checkMeetingToken(r *http.Request, v *auth.Validator, meetingID string) string {
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		return "meeting token required: join the meeting through GC and use the webtransport_url it answers"
+	}
+	if len(tok) > 4096 {
+		return "meeting token too long"
+	}
+	c, err := v.Validate(r.Context(), tok)
+	switch {
+	case err != nil:
+		return "invalid meeting token"
+	case !c.HasScope(auth.ScopeMeetingSession):
+		return "not a meeting token"
+	case c.MeetingID != meetingID:
+		return "meeting token is for another meeting"
+	case !slices.Contains(c.Audience, s.cfg.ID):
+		return "meeting token is for another meeting controller"
+	}
+	return ""
 }
 
 // hostSession sends the welcome and then holds the session until the client

@@ -73,6 +73,24 @@ func TestWebTransport(t *testing.T) {
 		t.Fatalf("meeting of another MC: %v, want a 404 refusal", err)
 	}
 
+	// Issue 11 item 4: no meeting token, or one for another meeting, another
+	// MC, or not a meeting token at all: 401 before anything counts.
+	other, _, _ := st.issuer.Signer.SignMeeting("p-test", "room-1", "mc-other", time.Minute)
+	room2, _, _ := st.issuer.Signer.SignMeeting("p-test", "room-2", "mc-wt-1", time.Minute)
+	expired, _, _ := st.issuer.Signer.SignMeeting("p-test", "room-1", "mc-wt-1", -time.Minute)
+	for what, u := range map[string]string{
+		"no token":           r.bareURL("room-1"),
+		"garbage":            r.bareURL("room-1") + "?token=not-a-jwt",
+		"another MC":         r.bareURL("room-1") + "?token=" + other,
+		"another meeting":    r.bareURL("room-1") + "?token=" + room2,
+		"expired":            r.bareURL("room-1") + "?token=" + expired,
+		"GC's service token": r.bareURL("room-1") + "?token=" + st.gcToken(t, r),
+	} {
+		if _, err := mc.DialWebTransport(ctx, u, pin); !errors.As(err, &refused) || refused.StatusCode != 401 {
+			t.Errorf("%s: %v, want a 401 refusal", what, err)
+		}
+	}
+
 	// A wrong pin fails the handshake.
 	wrong := strings.Repeat("ab", 32)
 	if _, err := mc.DialWebTransport(ctx, r.meetingURL("room-1"), wrong); err == nil || errors.As(err, &refused) ||
@@ -84,7 +102,7 @@ func TestWebTransport(t *testing.T) {
 	}
 
 	m := r.healthURL("/metrics")
-	if a, f := metric(t, m, "mc_webtransport_sessions_total", "status=accepted"), metric(t, m, "mc_webtransport_sessions_total", "status=refused"); a != 2 || f != 2 {
-		t.Fatalf("mc_webtransport_sessions_total accepted=%v refused=%v, want 2 and 2", a, f)
+	if a, f := metric(t, m, "mc_webtransport_sessions_total", "status=accepted"), metric(t, m, "mc_webtransport_sessions_total", "status=refused"); a != 2 || f != 8 {
+		t.Fatalf("mc_webtransport_sessions_total accepted=%v refused=%v, want 2 and 8", a, f)
 	}
 }

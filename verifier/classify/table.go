@@ -128,8 +128,9 @@ var table = map[string]entry{
 		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get pods -l app.kubernetes.io/name=meeting-controller -o wide"},
 	"mc.quic-timeout": {cause: "no QUIC answer from {target}: UDP is blocked (NetworkPolicy, a Service port without protocol: UDP, a Kind port mapping not in upper-case UDP, or kubectl port-forward, which cannot carry UDP) or MC is not listening",
 		local: "ss -lunp | grep ':{port} '", cluster: "kubectl -n dark-tower get svc meeting-controller -o yaml | grep -B2 -A2 UDP"},
-	"mc.wt-refused":          {cause: "the MC answered the WebTransport CONNECT with an unexpected status (want 404 for an unknown meeting)", local: "grep -i webtransport <mc log>"},
-	"mc.wt-accepted-unknown": {cause: "the MC accepted a WebTransport session for a meeting that does not exist: it does not check meeting assignments", local: "grep -i webtransport <mc log>", definite: true},
+	"mc.wt-refused":          {cause: "the MC answered the WebTransport CONNECT with an unexpected status (want 401 without a meeting token)", local: "grep -i webtransport <mc log>"},
+	"mc.wt-accepted-unknown": {cause: "the MC accepted a WebTransport session without a meeting token for a meeting that does not exist: anyone can fill it", local: "grep -i webtransport <mc log>", definite: true},
+	"mc.wt-no-auth":          {cause: "the MC does not demand a meeting token before looking a meeting up: an older build, or its token check is off", local: "grep -i webtransport <mc log>", definite: true},
 	"mc.wt-protocol":         {cause: "QUIC and TLS worked but the HTTP/3 WebTransport handshake failed (settings or Extended CONNECT missing)", local: "grep -i webtransport <mc log>"},
 
 	// Prometheus.

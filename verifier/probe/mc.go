@@ -125,13 +125,16 @@ func webTransportHandshake(ctx context.Context, endpoint, certHash string) (stri
 	rsp, sess, err := tr.Dial(ctx, strings.TrimRight(endpoint, "/")+"/meetings/"+meeting, nil)
 	if sess != nil {
 		_ = sess.CloseWithError(0, "verifier probe")
-		return "session accepted", classify.At(u.Host, classify.Failf("mc.wt-accepted-unknown", "MC accepted a WebTransport session for unknown meeting %s", meeting))
+		return "session accepted", classify.At(u.Host, classify.Failf("mc.wt-accepted-unknown", "MC accepted a WebTransport session without a meeting token, for unknown meeting %s", meeting))
 	}
 	if rsp != nil {
-		if rsp.StatusCode == http.StatusNotFound {
-			return "QUIC+TLS (pinned certificate)+HTTP/3 WebTransport handshake ok; unknown meeting refused with 404 as designed", nil
+		switch rsp.StatusCode {
+		case http.StatusUnauthorized:
+			return "QUIC+TLS (pinned certificate)+HTTP/3 WebTransport handshake ok; CONNECT without a meeting token refused with 401 as designed", nil
+		case http.StatusNotFound:
+			return "CONNECT answered 404", classify.At(u.Host, classify.Failf("mc.wt-no-auth", "CONNECT without a meeting token answered 404: MC looked the meeting up instead of refusing with 401"))
 		}
-		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf("mc.wt-refused", "CONNECT for an unknown meeting answered %d, want 404", rsp.StatusCode))
+		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf("mc.wt-refused", "CONNECT without a meeting token answered %d, want 401", rsp.StatusCode))
 	}
 	if got := mismatch.Load(); got != nil {
 		return "certificate sha256 " + *got, classify.At(u.Host, classify.Failf("mc.pin-mismatch", "certificate sha256 %s, registered %s", *got, certHash))

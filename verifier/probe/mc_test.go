@@ -30,8 +30,9 @@ import (
 )
 
 // startWebTransport serves WebTransport on a loopback UDP port with a fresh
-// self-signed certificate, answering like MC: 404 for unknown meetings. Under
-// /accept-all it accepts any session (a broken MC). It returns the endpoint
+// self-signed certificate, answering like MC: 401 without a meeting token.
+// Under /accept-all it accepts any session, under /no-auth it answers 404
+// (an MC that looks meetings up without a token). It returns the endpoint
 // and the certificate's SHA-256 in hex.
 func startWebTransport(t *testing.T) (string, string) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -59,8 +60,12 @@ func startWebTransport(t *testing.T) (string, string) {
 	s := &webtransport.Server{H3: h3, CheckOrigin: func(*http.Request) bool { return true }}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/accept-all/") {
+		if strings.HasPrefix(r.URL.Path, "/no-auth/") {
 			http.NotFound(w, r)
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/accept-all/") {
+			http.Error(w, "meeting token required", http.StatusUnauthorized)
 			return
 		}
 		sess, err := s.Upgrade(w, r)
@@ -82,8 +87,11 @@ func TestWebTransportHandshake(t *testing.T) {
 	defer cancel()
 
 	obs, err := webTransportHandshake(ctx, endpoint, hash)
-	if err != nil || !strings.Contains(obs, "404") {
+	if err != nil || !strings.Contains(obs, "401") {
 		t.Fatalf("pinned handshake: %q, %v", obs, err)
+	}
+	if _, err := webTransportHandshake(ctx, endpoint+"/no-auth", hash); classOf(err) != "mc.wt-no-auth" {
+		t.Fatalf("MC without the token check: %v (class %s), want mc.wt-no-auth", err, classOf(err))
 	}
 	wrong := sha256.Sum256([]byte("another certificate"))
 	if _, err := webTransportHandshake(ctx, endpoint, hex.EncodeToString(wrong[:])); classOf(err) != "mc.pin-mismatch" {
