@@ -153,6 +153,7 @@ func secretsOf(st *stack, env map[string]string) []string {
 }
 
 func (r *runningMC) healthURL(path string) string { return "http://" + r.cfg.HealthBind + path }
+
 // meetingURL is what GC's join answers: the meeting's URL with a meeting
 // token AC signed for a participant, this meeting and this MC.
 func (r *runningMC) meetingURL(id string) string {
