@@ -14,10 +14,10 @@ $(BIN)/pause: $(PAUSE_SRC) go.mod
 	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/pause ./internal/node/images/pause/cmd/pause
 
 .PHONY: node-images
-node-images: $(BIN)/pause $(BIN)/coredns ## Build the node's images into the registry at NODE_REGISTRY (already running) and print their refs as JSON
+node-images: $(BIN)/pause $(BIN)/coredns $(BIN)/prometheus ## Build the node's images into the registry at NODE_REGISTRY (already running) and print their refs as JSON
 	@$(GO) run ./cmd/node-images --registry $(NODE_REGISTRY) --cache $(NODE_IMAGES_CACHE) --bin $(BIN)
 
 # Root and minutes: a real registry, debootstrap, apt-get, containerd and runc.
 .PHONY: test-node-images
-test-node-images: $(BIN)/pause $(BIN)/coredns $(BIN)/registry ## Build every node image and run each one with containerd + runc (root, minutes)
+test-node-images: $(BIN)/pause $(BIN)/coredns $(BIN)/prometheus $(BIN)/registry ## Build every node image and run each one with containerd + runc (root, minutes)
 	NODE_IMAGES_CACHE=$(NODE_IMAGES_CACHE) $(GO) test -tags node -count=1 -timeout 45m -v ./internal/node/images/

@@ -14,7 +14,7 @@ NODE_CLIENT_ENV = KUBECONFIG=$(NODE_DIR)/kubeconfig DOCKER_HOST=unix://$(NODE_DI
 # the Docker engine for Skaffold's builds, ipset for kube-router, debootstrap
 # for the base images.
 NODE_PACKAGES := etcd-server containerd runc containernetworking-plugins docker.io iptables ipset debootstrap
-NODE_TOOLS    := $(KUBERNETES_BINS) $(BIN)/registry $(BIN)/kube-router $(BIN)/coredns $(BIN)/pause $(BIN)/skaffold $(BIN)/kustomize
+NODE_TOOLS    := $(KUBERNETES_BINS) $(BIN)/registry $(BIN)/kube-router $(BIN)/coredns $(BIN)/pause $(BIN)/prometheus $(BIN)/skaffold $(BIN)/kustomize
 
 .PHONY: node-up node-down node-status node-packages test-node
 

@@ -76,6 +76,8 @@ $(KUBERNETES_BINS) &: $(kubernetes_stale)
 REGISTRY_VERSION    := v3.1.2
 COREDNS_VERSION     := v1.14.7
 KUBE_ROUTER_VERSION := v2.1.0
+# Prometheus v3.7.3 (the manifests' release) is module version v0.307.3.
+PROMETHEUS_VERSION  := v0.307.3
 
 $(BIN)/registry: $(call tool_force,registry,$(REGISTRY_VERSION))
 	@mkdir -p $(BIN)
@@ -102,3 +104,10 @@ $(BIN)/kustomize: $(call tool_force,kustomize,$(KUSTOMIZE_VERSION))
 	@mkdir -p $(BIN)
 	@$(call cached,kustomize,$(KUSTOMIZE_VERSION),GOBIN=$(BIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION))
 	@echo $(KUSTOMIZE_VERSION) > $(BIN)/.kustomize.version
+
+# Static, for the node's Prometheus image: Debian's Prometheus lacks Kubernetes service discovery.
+$(BIN)/prometheus: $(call tool_force,prometheus,$(PROMETHEUS_VERSION))
+	@mkdir -p $(BIN)
+	@$(call cached,prometheus,$(PROMETHEUS_VERSION),cd tools/prometheus && CGO_ENABLED=0 $(GO) build -trimpath \
+		-ldflags "-s -w -X github.com/prometheus/common/version.Version=3.7.3" -o $(BIN)/prometheus github.com/prometheus/prometheus/cmd/prometheus)
+	@echo $(PROMETHEUS_VERSION) > $(BIN)/.prometheus.version

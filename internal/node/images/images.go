@@ -42,7 +42,7 @@ type Options struct {
 	// CacheDir keeps the Debian base rootfs (keyed by suite, day and revision) and the
 	// .deb files it installed, e.g. ~/.cache/darktower-tools/images.
 	CacheDir string
-	// BinDir holds the coredns and pause binaries (`make bin/coredns bin/pause`).
+	// BinDir holds the coredns, pause and prometheus binaries (mk/tools.mk, mk/images.mk).
 	BinDir string
 	// Log receives progress lines and the output of debootstrap and apt-get; nil
 	// discards them.
@@ -68,6 +68,14 @@ type Refs struct {
 
 // Repository is the path under the registry every image lives in.
 const Repository = "darktower-base"
+
+// PrometheusVersion is the release of the Prometheus binary (bin/prometheus,
+// tools/prometheus): the one the manifests pin.
+const PrometheusVersion = "3.7.3"
+
+// prometheusDefaultConfig is what prom/prometheus ships at
+// /etc/prometheus/prometheus.yml, in short: Prometheus scraping itself.
+const prometheusDefaultConfig = "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: [\"localhost:9090\"]\n"
 
 // GoVersion is the Go toolchain of the Go builder image (from the Go module proxy).
 const GoVersion = "1.26.8"
@@ -171,26 +179,6 @@ rm -f /etc/redis/redis.conf.dpkg-* `,
 			Versions: []string{"redis-server"},
 		},
 		{
-			Name: "prometheus", Label: "2.42",
-			Packages: []string{"prometheus"},
-			// prom/prometheus: /bin/prometheus and /bin/promtool (here through the
-			// /bin -> usr/bin link), data in /prometheus owned by nobody, a default
-			// config at /etc/prometheus/prometheus.yml (Debian's).
-			// moment-timezone's source data (212 MB) is not what the web UI loads.
-			Post: `mkdir -p /prometheus && chown 65534:65534 /prometheus
-rm -rf /usr/share/javascript/moment-timezone/data`,
-			Config: v1.Config{
-				Entrypoint:   []string{"/bin/prometheus"},
-				Cmd:          []string{"--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"},
-				Env:          []string{"PATH=" + defaultPath},
-				WorkingDir:   "/prometheus",
-				User:         "65534:65534",
-				ExposedPorts: map[string]struct{}{"9090/tcp": {}},
-				Volumes:      map[string]struct{}{"/prometheus": {}},
-			},
-			Versions: []string{"prometheus"},
-		},
-		{
 			Name: "redis-exporter", Label: "1.45",
 			Packages: []string{"prometheus-redis-exporter"},
 			// oliver006/redis_exporter: /redis_exporter, uid 59000.
@@ -248,7 +236,7 @@ type plan struct {
 	m     mirrors
 	debs  map[string]*debImage
 	refs  map[string]name.Tag // image name -> ref
-	bins  map[string][]byte   // coredns, pause
+	bins  map[string][]byte   // coredns, pause, prometheus
 }
 
 var imageNames = []string{"runtime", "go-builder", "postgres", "redis", "prometheus", "redis-exporter", "postgres-exporter", "pause", "coredns"}
@@ -295,7 +283,7 @@ func newPlan(o Options, now time.Time) (*plan, error) {
 	} else {
 		p.base, p.fresh = newBase(o.CacheDir, now), true
 	}
-	for _, n := range []string{"coredns", "pause"} {
+	for _, n := range []string{"coredns", "pause", "prometheus"} {
 		b, err := os.ReadFile(filepath.Join(o.BinDir, n))
 		if err != nil {
 			return nil, fmt.Errorf("images: %v (build it with `make bin/%s`)", err, n)
@@ -343,6 +331,9 @@ func newPlan(o Options, now time.Time) (*plan, error) {
 		}
 	}
 	if err := tag("pause", "v1-"+hash12(recipeRevision, sha(p.bins["pause"]))); err != nil {
+		return nil, err
+	}
+	if err := tag("prometheus", PrometheusVersion+"-"+hash12(recipeRevision, runtimeTag, sha(p.bins["prometheus"]), prometheusDefaultConfig)); err != nil {
 		return nil, err
 	}
 	if err := tag("coredns", corednsVersion(filepath.Join(o.BinDir, "coredns"))+"-"+hash12(recipeRevision, runtimeTag, sha(p.bins["coredns"]))); err != nil {
@@ -602,6 +593,35 @@ func (b *builder) build(ctx context.Context, n string) (v1.Image, error) {
 		return b.image(ls, runtimeConfig, b.base.Made, map[string]string{
 			"org.opencontainers.image.title": "runtime (distroless/static equivalent)",
 			"io.darktower.debian-base":       b.base.Key,
+		})
+	case "prometheus":
+		// prom/prometheus's interface: /bin/prometheus, data in /prometheus
+		// owned by nobody, a default configuration; the binary is built from
+		// the Go module proxy (tools/prometheus), since Debian's lacks
+		// Kubernetes service discovery.
+		ls, err := b.runtimeLayers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l, err := b.filesLayer("prometheus", []file{
+			{Path: "/bin", Mode: 0o755, Dir: true},
+			{Path: "/bin/prometheus", Mode: 0o755, Data: b.bins["prometheus"]},
+			{Path: "/etc/prometheus", Mode: 0o755, Dir: true},
+			{Path: "/etc/prometheus/prometheus.yml", Mode: 0o644, Data: []byte(prometheusDefaultConfig)},
+			{Path: "/prometheus", Mode: 0o755, UID: 65534, GID: 65534, Dir: true},
+		})
+		if err != nil {
+			return nil, err
+		}
+		cfg := runtimeConfig
+		cfg.Entrypoint = []string{"/bin/prometheus"}
+		cfg.Cmd = []string{"--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"}
+		cfg.User = "65534:65534"
+		cfg.WorkingDir = "/prometheus"
+		cfg.ExposedPorts = map[string]struct{}{"9090/tcp": {}}
+		return b.image(append(ls, l), cfg, b.base.Made, map[string]string{
+			"org.opencontainers.image.title":   "prometheus",
+			"org.opencontainers.image.version": PrometheusVersion,
 		})
 	case "coredns":
 		ls, err := b.runtimeLayers(ctx)
