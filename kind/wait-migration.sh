@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Waits until job/db-migrate has completed (exit 0) or failed (exit 1, with its
 # log), for at most MIGRATE_WAIT_TIMEOUT seconds (default 300). Skaffold's
-# `datastores` after-hook runs it (make migrate-wait), so the apps are deployed
+# `datastores` after-hook runs it directly, so the apps are deployed
 # onto a schema. `kubectl wait` alone would sit out its whole timeout on a
-# failed Job.
+# failed Job. Environment: KUBECTL (command, may carry --context; default the
+# kubectl on PATH with Skaffold's kube-context).
 set -euo pipefail
 
-KUBECTL=${KUBECTL:-kubectl}
+KUBECTL=${KUBECTL:-kubectl${SKAFFOLD_KUBE_CONTEXT:+ --context $SKAFFOLD_KUBE_CONTEXT}}
 NS=dark-tower
 TIMEOUT=${MIGRATE_WAIT_TIMEOUT:-300}
 

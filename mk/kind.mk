@@ -21,14 +21,33 @@ KIND_CLUSTER_UP = $(shell test -x $(BIN)/kind && $(BIN)/kind get clusters 2>/dev
 
 .PHONY: dev run delete kind-up kind-down kind-running kind-docker kind-skew verify-cluster migrate-wait operator-install
 
-dev: kind-up $(BIN)/skaffold $(BIN)/kubectl ## Kind cluster + build every image + deploy with Skaffold, verify after every deploy, watch
-	$(KIND_SKAFFOLD) dev --kube-context $(KIND_CONTEXT) $(SKAFFOLD_FLAGS)
+# PROFILE=node deploys to the node of mk/node.mk instead of Kind: its
+# kubeconfig, its Docker engine, its local registry, Skaffold profile `node`.
+PROFILE ?=
+ifeq ($(PROFILE),node)
+CLUSTER_UP       = node-up
+CLUSTER_CONTEXT  = $(NODE_CONTEXT)
+CLUSTER_SKAFFOLD  = set -a && . $(NODE_DIR)/skaffold.env && set +a && $(NODE_CLIENT_ENV) $(BIN)/skaffold
+CLUSTER_FLAGS    = -p node --default-repo $(NODE_REGISTRY)
+CLUSTER_KUBECTL  = $(BIN)/kubectl --kubeconfig $(NODE_DIR)/kubeconfig --context $(NODE_CONTEXT)
+else
+CLUSTER_UP       = kind-up
+CLUSTER_CONTEXT  = $(KIND_CONTEXT)
+CLUSTER_SKAFFOLD  = $(KIND_SKAFFOLD)
+CLUSTER_FLAGS    = $(if $(PROFILE),-p $(PROFILE))
+CLUSTER_KUBECTL  = $(KIND_KUBECTL)
+endif
 
-run: kind-up $(BIN)/skaffold $(BIN)/kubectl ## Like dev, but build and deploy once, verify, and return
-	$(KIND_SKAFFOLD) run --kube-context $(KIND_CONTEXT) $(SKAFFOLD_FLAGS)
+# A failed first deploy keeps what it deployed, so its evidence (pods, events,
+# the verifier's report) can be read; `make delete` removes it.
+dev: $(CLUSTER_UP) $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Cluster (Kind, or PROFILE=node) + build every image + deploy with Skaffold, verify after every deploy, watch
+	$(CLUSTER_SKAFFOLD) dev --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) --keep-running-on-failure $(SKAFFOLD_FLAGS)
 
-delete: kind-docker $(BIN)/skaffold $(BIN)/kubectl ## Remove what Skaffold deployed (the cluster stays)
-	$(KIND_SKAFFOLD) delete --kube-context $(KIND_CONTEXT) $(SKAFFOLD_FLAGS)
+run: $(CLUSTER_UP) $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Like dev, but build and deploy once, verify, and return with the verifier's verdict
+	$(CLUSTER_SKAFFOLD) run --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(SKAFFOLD_FLAGS)
+
+delete: $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Remove what Skaffold deployed (the cluster stays)
+	$(CLUSTER_SKAFFOLD) delete --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(SKAFFOLD_FLAGS)
 
 kind-up: kind-docker kind-skew $(BIN)/kind ## Create the Kind cluster `dark-tower` (kind/kind-config.yaml) unless it exists
 	@if $(BIN)/kind get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER); then \
@@ -58,12 +77,16 @@ kind-skew: $(BIN)/kubectl
 	if [ $$((client - node)) -gt 1 ] || [ $$((node - client)) -gt 1 ]; then \
 		echo "kind-skew: $(BIN)/kubectl is 1.$$client but the Kind node image is 1.$$node; kubectl supports one minor version of skew: rebuild it (make tools) with the node image's version" >&2; exit 1; fi
 
-verify-cluster: $(BIN)/kubectl ## Run the verifier Job in the cluster, stream its report, exit with its code
-	@KUBECTL="$(KIND_KUBECTL)" kind/verify-cluster.sh
+# make reports any failed recipe as status 2, so the verifier's own code is
+# printed; scripts that need it run kind/verify-cluster.sh directly, as
+# Skaffold's hook does.
+verify-cluster: $(BIN)/kubectl ## Run the verifier Job in the cluster (PROFILE=node: on the node), stream its report
+	@KUBECTL="$(CLUSTER_KUBECTL)" kind/verify-cluster.sh || { code=$$?; \
+		echo "make: the verifier exited $$code (1 a check failed, 2 configuration or usage, 3 deadline reached with checks failing)" >&2; exit $$code; }
 
 # Skaffold's `datastores` after-hook: wait for job/db-migrate.
 migrate-wait: $(BIN)/kubectl
-	@KUBECTL="$(KIND_KUBECTL)" kind/wait-migration.sh
+	@KUBECTL="$(CLUSTER_KUBECTL)" kind/wait-migration.sh
 
 # Skaffold profile `operator` (before-deploy hook): the Prometheus operator
 # and its CRDs, so the ServiceMonitors of infra/operator can be applied. The

@@ -98,7 +98,9 @@ func checkProbePath(t *testing.T, w *Workload, c corev1.Container, kind string, 
 
 // TestPortsAndSelectors: every Service selects pods and every targetPort names one of their
 // container ports with the Service port's protocol; every probe names a container port; every
-// PodDisruptionBudget selects pods; selectors use only app.kubernetes.io/name and part-of.
+// PodDisruptionBudget selects pods; selectors use only labels that never change:
+// app.kubernetes.io/name, part-of and instance (which tells the verifier's serve
+// Deployment from its Job).
 func TestPortsAndSelectors(t *testing.T) {
 	m := Render(t, KindOverlay)
 	ws := m.Workloads(t)
@@ -195,8 +197,8 @@ func containerPortMatches(ports []corev1.ContainerPort, tp intstr.IntOrString, p
 func checkSelectorLabels(t *testing.T, ref string, sel map[string]string) {
 	t.Helper()
 	for k := range sel {
-		if k != "app.kubernetes.io/name" && k != "app.kubernetes.io/part-of" {
-			t.Errorf("%s: selector uses %s; selectors use only app.kubernetes.io/name (+ part-of)", ref, k)
+		if k != "app.kubernetes.io/name" && k != "app.kubernetes.io/part-of" && k != "app.kubernetes.io/instance" {
+			t.Errorf("%s: selector uses %s; selectors use only app.kubernetes.io/name (+ part-of, instance)", ref, k)
 		}
 	}
 	if sel != nil && sel["app.kubernetes.io/name"] == "" {
@@ -541,6 +543,28 @@ func TestSecurityAndSizing(t *testing.T) {
 				t.Errorf("infra/base %s: requests/limits %s/%s cpu, %s/%s memory; ADR-0012 says %s/%s cpu, %s/%s memory",
 					name, got[0], got[2], got[1], got[3], want[0], want[2], want[1], want[3])
 				break
+			}
+		}
+	}
+}
+
+// TestSelectorsMatchOnlyTheirOwnPods: no Deployment or StatefulSet selects the pods of another
+// workload, the verifier Job's (created outside Kustomize) included; otherwise its controller
+// counts them as its own replicas.
+func TestSelectorsMatchOnlyTheirOwnPods(t *testing.T) {
+	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
+	ws := m.Workloads(t)
+	for _, w := range ws {
+		if w.Selector == nil {
+			continue
+		}
+		sel := labels.SelectorFromSet(w.Selector)
+		for _, o := range ws {
+			if o.Ref() == w.Ref() || o.Namespace != w.Namespace {
+				continue
+			}
+			if sel.Matches(labels.Set(o.Template.Labels)) {
+				t.Errorf("%s: its selector %v also matches the pods of %s (%v)", w.Ref(), w.Selector, o.Ref(), o.Template.Labels)
 			}
 		}
 	}

@@ -205,6 +205,9 @@ func renderProfile(t *testing.T, profile string, arts map[string]bool) {
 	if profile == "operator" {
 		want = append(want, Render(t, OperatorDir).Objects...)
 	}
+	if profile == "node" {
+		want = Render(t, NodeOverlay).Objects
+	}
 	have := map[string]bool{}
 	for _, o := range objs {
 		have[objKey(o.GetKind(), o.GetNamespace(), o.GetName())] = true
