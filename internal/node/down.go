@@ -124,22 +124,26 @@ func (n *Node) unmountAll() error {
 	return errors.Join(errs...)
 }
 
-// Mounts lists the mount points under the state directory, deepest first.
+// Mounts lists the mount points under the state directory and the Docker
+// engine's data directory, deepest first.
 func (n *Node) Mounts() ([]string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	prefix := n.Dir + string(filepath.Separator)
+	prefixes := []string{n.Dir + string(filepath.Separator), n.dockerData() + string(filepath.Separator)}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}
 		mp := unescape(f[4])
-		if strings.HasPrefix(mp, prefix) {
-			out = append(out, mp)
+		for _, p := range prefixes {
+			if strings.HasPrefix(mp, p) {
+				out = append(out, mp)
+				break
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })

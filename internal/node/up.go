@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -329,15 +330,19 @@ func (n *Node) containerd() component {
 // dockerd builds Skaffold's images. It gets no bridge and touches no iptables
 // rules: builds use the host's network (the node profile's `network: host`),
 // so there is no docker0, no DOCKER chains and no FORWARD policy to undo.
+// Its data (BuildKit's cache mounts: the Go module and build caches of our
+// Dockerfiles) lives in the tools cache, so a new node builds warm.
 func (n *Node) dockerd() component {
 	sock := n.path("docker", "docker.sock")
 	return component{name: "dockerd", path: "/usr/sbin/dockerd", args: []string{
-		"--data-root", n.path("docker", "data"), "--exec-root", n.path("docker", "exec"),
+		"--data-root", n.dockerData(), "--exec-root", n.path("docker", "exec"),
 		"--host", "unix://" + sock, "--pidfile", n.path("docker", "docker.pid"),
 		"--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
 		"--storage-driver", "overlay2",
 	}, ready: socketReady(sock)}
 }
+
+func (n *Node) dockerData() string { return filepath.Join(n.Cache, "node-docker") }
 
 func (n *Node) kubelet() component {
 	return component{name: "kubelet", path: n.bin("kubelet"), args: []string{
