@@ -169,11 +169,16 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 	var previous string // the controller Redis may still name as the owner
 	if open != nil {
 		if open.Fresh {
-			r := result(meetingID, open.Controller)
-			r.reused = true
-			return r, nil
+			// Meetings end on the MC (idle TTL, grace after the last
+			// participant), so confirm it there; for a live meeting that is
+			// a no-op, for an ended one it starts again on the same MC.
+			if ok, _ := j.assign(ctx, meetingID, open.Controller, ""); ok {
+				r := result(meetingID, open.Controller)
+				r.reused = true
+				return r, nil
+			}
 		}
-		j.log.Info("ending assignment to a controller that is no longer healthy",
+		j.log.Info("ending assignment to a controller that is no longer healthy or refused the meeting",
 			"meeting_id", meetingID, "controller_id", open.Controller.ID, "health", open.Controller.Health.String())
 		if err := j.store.EndAssignment(ctx, meetingID, open.Controller.ID); err != nil {
 			return JoinResult{}, fmt.Errorf("ending stale assignment: %w", err)

@@ -64,7 +64,7 @@ func (a assignService) AssignMeeting(ctx context.Context, req *pb.AssignMeetingR
 		s.m.assignments.WithLabelValues(statusRejected).Inc()
 		return nil, status.Error(codes.InvalidArgument, "previous_controller_id: expected 1 to 255 characters of [A-Za-z0-9_-]")
 	}
-	res, err := s.store.assign(ctx, mid, by, prev, s.cfg.MaxMeetings, time.Now())
+	res, err := s.store.assign(ctx, mid, by, prev, s.cfg.MaxMeetings, s.cfg.MeetingIdleTTL, time.Now())
 	if err != nil {
 		s.m.assignments.WithLabelValues(statusRejected).Inc()
 		s.log.Error("writing meeting assignment to Redis failed", "meeting_id", mid, "redis", s.redisAddr, "error", err)

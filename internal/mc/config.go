@@ -41,6 +41,11 @@ type Config struct {
 	TLSCertFile      string
 	TLSKeyFile       string
 	ShutdownGrace    time.Duration
+	// MeetingIdleTTL ends a meeting nobody joins; MeetingGrace ends one
+	// its last participant left (issue 11 item 3: meetings used to live
+	// forever, so anonymous joins filled every MC for good).
+	MeetingIdleTTL time.Duration
+	MeetingGrace   time.Duration
 
 	// Not read from the environment; tests shorten them.
 	RegisterBackoffMin time.Duration
@@ -68,6 +73,8 @@ func LoadConfig(r *config.Reader) (Config, error) {
 		TLSCertFile:        r.StringOr("MC_TLS_CERT_FILE", ""),
 		TLSKeyFile:         r.StringOr("MC_TLS_KEY_FILE", ""),
 		ShutdownGrace:      r.Duration("MC_SHUTDOWN_GRACE", 20*time.Second),
+		MeetingIdleTTL:     r.Duration("MC_MEETING_IDLE_TTL", 10*time.Minute),
+		MeetingGrace:       r.Duration("MC_MEETING_GRACE", time.Minute),
 		RegisterBackoffMin: 500 * time.Millisecond,
 		RegisterBackoffMax: 30 * time.Second,
 		RPCTimeout:         5 * time.Second,

@@ -163,6 +163,15 @@ func (s *Server) report(ctx context.Context) (*pb.Capacity, pb.HealthStatus) {
 	health := pb.HealthStatus_HEALTH_STATUS_HEALTHY
 	rctx, cancel := context.WithTimeout(ctx, redisCheckTimeout)
 	defer cancel()
+	// Ended meetings leave the count first; after a restart (once) the
+	// meetings no session holds any more get the grace to end.
+	expire := time.Duration(0)
+	if !s.pruned.Load() {
+		expire = s.cfg.MeetingGrace
+	}
+	if _, err := s.store.prune(rctx, expire); err == nil {
+		s.pruned.Store(true)
+	}
 	if n, err := s.store.meetings(rctx); err == nil {
 		s.setMeetings(n)
 	} else {

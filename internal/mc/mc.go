@@ -46,9 +46,14 @@ type Server struct {
 	// regKey is the registration key GC returned: the proof, presented on
 	// every heartbeat, re-registration and DeregisterMC, that this process
 	// holds its id (all MCs share one client credential).
-	regKey   atomic.Pointer[string]
-	draining atomic.Bool
-	meetings atomic.Int64
+	regKey atomic.Pointer[string]
+	pruned atomic.Bool // meetings left from before this process got their grace
+	// participants counts open sessions per meeting: the first holds the
+	// meeting in Redis, the last one leaving starts its grace.
+	partMu       sync.Mutex
+	participants map[string]int
+	draining     atomic.Bool
+	meetings     atomic.Int64
 }
 
 // New prepares the controller: TLS certificate, Redis client and GC client.
@@ -90,6 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		proc: newProcStats(),
 	}
 	s.sessions = &sessionSet{m: map[*webtransport.Session]struct{}{}, onSize: func(n int) { s.m.activeSessions.Set(float64(n)) }}
+	s.participants = map[string]int{}
 	return s, nil
 }
 

@@ -115,7 +115,11 @@ func (s *Server) webTransportHandler(wt *webtransport.Server, v *auth.Validator)
 			return
 		}
 		s.m.sessions.WithLabelValues(statusAccepted).Inc()
-		s.sessions.add(sess, func() { s.hostSession(sess, mid) })
+		s.participantJoined(mid)
+		s.sessions.add(sess, func() {
+			defer s.participantLeft(mid)
+			s.hostSession(sess, mid)
+		})
 	})
 }
 
@@ -141,6 +145,40 @@ func (s *Server) checkMeetingToken(r *http.Request, v *auth.Validator, meetingID
 		return "meeting token is for another meeting controller"
 	}
 	return ""
+}
+
+// participantJoined holds the meeting in Redis while anyone is in it.
+func (s *Server) participantJoined(meetingID string) {
+	s.partMu.Lock()
+	s.participants[meetingID]++
+	first := s.participants[meetingID] == 1
+	s.partMu.Unlock()
+	if first {
+		ctx, cancel := context.WithTimeout(context.Background(), redisCheckTimeout)
+		defer cancel()
+		if err := s.store.hold(ctx, meetingID); err != nil {
+			s.log.Warn("holding the meeting in Redis failed; it may end while in use", "meeting_id", meetingID, "error", err)
+		}
+	}
+}
+
+// participantLeft starts the meeting's grace when its last participant left.
+func (s *Server) participantLeft(meetingID string) {
+	s.partMu.Lock()
+	s.participants[meetingID]--
+	last := s.participants[meetingID] <= 0
+	if last {
+		delete(s.participants, meetingID)
+	}
+	s.partMu.Unlock()
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), redisCheckTimeout)
+		defer cancel()
+		if err := s.store.release(ctx, meetingID, s.cfg.MeetingGrace); err != nil {
+			s.log.Warn("starting the meeting's grace in Redis failed", "meeting_id", meetingID, "error", err)
+		}
+		s.log.Info("last participant left; the meeting ends after the grace unless someone joins", "meeting_id", meetingID, "grace", s.cfg.MeetingGrace.String())
+	}
 }
 
 // hostSession sends the welcome and then holds the session until the client

@@ -106,3 +106,84 @@ func TestWebTransport(t *testing.T) {
 		t.Fatalf("mc_webtransport_sessions_total accepted=%v refused=%v, want 2 and 8", a, f)
 	}
 }
+
+// Issue 11 item 3: meetings end. One nobody joins ends after
+// MC_MEETING_IDLE_TTL; one whose last participant left ends after
+// MC_MEETING_GRACE; while someone is in it, it does not end; the count that
+// heartbeats report follows. (Before, meeting keys had no TTL at all.)
+func TestMeetingsEnd(t *testing.T) {
+	st := newStack(t)
+	st.gc.start()
+	r := st.startMC(t, "mc-end-1", func(env map[string]string) {
+		env["MC_MEETING_IDLE_TTL"] = "1s"
+		env["MC_MEETING_GRACE"] = "1s"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rdb := st.redis.Client(t)
+	for _, m := range []string{"idle-1", "live-1"} {
+		resp, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t, r)), &pb.AssignMeetingRequest{MeetingId: m, RequestingGcId: "gc-a"})
+		if err != nil || !resp.GetAccepted() {
+			t.Fatalf("AssignMeeting %s: %v %v", m, resp, err)
+		}
+	}
+	if ttl, err := rdb.PTTL(ctx, "meeting:idle-1").Result(); err != nil || ttl <= 0 {
+		t.Fatalf("a meeting without participants has TTL %v, %v; want the idle TTL", ttl, err)
+	}
+	eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
+	pin := st.gc.snapshot()[0].register.GetWebtransportCertSha256()
+	cs, err := mc.OpenWebTransport(ctx, r.meetingURL("live-1"), pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := rdb.PTTL(ctx, "meeting:live-1").Result(); ttl != -1 {
+		t.Fatalf("a meeting with a participant has TTL %v, want none", ttl)
+	}
+	// The idle meeting ends; the live one stays while its participant does.
+	eventually(t, 10*time.Second, "idle-1 ended and left the count", func() bool {
+		n, _ := rdb.Exists(ctx, "meeting:idle-1").Result()
+		in, _ := rdb.SIsMember(ctx, "mc:mc-end-1:meetings", "idle-1").Result()
+		return n == 0 && !in
+	})
+	if n, _ := rdb.Exists(ctx, "meeting:live-1").Result(); n != 1 {
+		t.Fatal("a meeting with a participant ended")
+	}
+	_ = cs.Close()
+	eventually(t, 10*time.Second, "live-1 ended after its last participant left", func() bool {
+		n, _ := rdb.Exists(ctx, "meeting:live-1").Result()
+		return n == 0
+	})
+	eventually(t, 10*time.Second, "a heartbeat with current_meetings=0", func() bool {
+		ev := st.gc.snapshot()
+		e := ev[len(ev)-1]
+		return (e.kind == "fast" || e.kind == "comprehensive") && e.capacity.GetCurrentMeetings() == 0
+	})
+	// An ended meeting is not joinable at this MC any more.
+	var refused *mc.RefusedError
+	if _, err := mc.DialWebTransport(ctx, r.meetingURL("live-1"), pin); !errors.As(err, &refused) || refused.StatusCode != 404 {
+		t.Fatalf("ended meeting: %v, want a 404 refusal", err)
+	}
+}
+
+// A restarted MC does not keep meetings alive that no session holds any
+// more: those left without a TTL get the grace and end.
+func TestRestartDoesNotResurrectMeetings(t *testing.T) {
+	st := newStack(t)
+	st.gc.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rdb := st.redis.Client(t)
+	// What a process killed while a participant was in the meeting leaves.
+	if err := rdb.HSet(ctx, "meeting:left-over", "controller_id", "mc-restart-1", "status", "active").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, "mc:mc-restart-1:meetings", "left-over").Err(); err != nil {
+		t.Fatal(err)
+	}
+	st.startMC(t, "mc-restart-1", func(env map[string]string) { env["MC_MEETING_GRACE"] = "1s" })
+	eventually(t, 10*time.Second, "the left-over meeting ended and left the count", func() bool {
+		n, _ := rdb.Exists(ctx, "meeting:left-over").Result()
+		c, _ := rdb.SCard(ctx, "mc:mc-restart-1:meetings").Result()
+		return n == 0 && c == 0
+	})
+}
