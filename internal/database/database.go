@@ -92,17 +92,22 @@ func Migrate(ctx context.Context, databaseURL string, target uint) (from, to uin
 	if err != nil {
 		return 0, 0, err
 	}
-	from, dirty, err := m.Version()
+	// Read without the migration lock: a run in progress elsewhere may show
+	// its step as dirty here. Up and Migrate check again under the lock,
+	// and only their answer counts.
+	from, _, err = m.Version()
 	if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
 		return 0, 0, fmt.Errorf("reading schema version: %w", err)
-	}
-	if dirty {
-		return from, from, fmt.Errorf("schema version %d is dirty: a migration failed half-way; fix it by hand, then run db-migrate force %d", from, from)
 	}
 	if target == 0 {
 		err = m.Up()
 	} else {
 		err = m.Migrate(target)
+	}
+	var dirty migrate.ErrDirty
+	if errors.As(err, &dirty) {
+		v := uint(dirty.Version)
+		return v, v, fmt.Errorf("schema version %d is dirty: a migration failed half-way; fix it by hand, then run db-migrate force %d", v, v)
 	}
 	if err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return from, from, fmt.Errorf("applying migrations: %w", err)
