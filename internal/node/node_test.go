@@ -154,12 +154,14 @@ func verdicts(report string) map[string]string {
 func (r *run) requireAllPass(report string) {
 	r.t.Helper()
 	v := verdicts(report)
+	bad := false
 	for _, id := range clusterChecks {
 		if v[id] != "PASS" {
 			r.t.Errorf("check %s: %q, want PASS", id, v[id])
+			bad = true
 		}
 	}
-	if r.t.Failed() {
+	if bad {
 		r.t.Fatalf("the verifier's report:\n%s", lastLines(report, 60))
 	}
 }
@@ -177,8 +179,14 @@ func TestNode(t *testing.T) {
 		r.checkNothingLeft()
 	})
 
+	// Each step is a subtest; the run's helpers report to it while it runs.
 	step := func(name string, f func(t *testing.T)) {
-		if !t.Run(name, f) {
+		ok := t.Run(name, func(st *testing.T) {
+			r.t = st
+			defer func() { r.t = t }()
+			f(st)
+		})
+		if !ok {
 			t.FailNow()
 		}
 	}
@@ -423,8 +431,9 @@ func (r *run) goImage() string {
 	return ""
 }
 
-// probePostgres runs a pod labelled app.kubernetes.io/name=name in ns that
-// opens a TCP connection to Postgres and says CONNECTED or REFUSED.
+// probePostgres runs a pod labelled app.kubernetes.io/name=name (and part-of
+// dark-tower, as the policies' pod selectors want) in ns that opens a TCP
+// connection to Postgres and says CONNECTED or REFUSED.
 func (r *run) probePostgres(image, ns, name string) string {
 	r.t.Helper()
 	pod := fmt.Sprintf(`apiVersion: v1
@@ -434,6 +443,7 @@ metadata:
   namespace: %s
   labels:
     app.kubernetes.io/name: %s
+    app.kubernetes.io/part-of: dark-tower
     app.kubernetes.io/component: netpol-probe
 spec:
   restartPolicy: Never
@@ -445,7 +455,7 @@ spec:
   containers:
     - name: probe
       image: %s
-      command: ["bash", "-c", "if timeout 5 bash -c '</dev/tcp/postgres.dark-tower.svc.cluster.local/5432'; then echo CONNECTED; else echo REFUSED; fi"]
+      command: ["bash", "-c", "if timeout 5 bash -c '</dev/tcp/postgres.dark-tower.svc.cluster.local/5432' 2>/dev/null; then echo CONNECTED; else echo REFUSED; fi"]
       securityContext:
         allowPrivilegeEscalation: false
         readOnlyRootFilesystem: true
