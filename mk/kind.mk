@@ -39,12 +39,16 @@ CLUSTER_KUBECTL  = $(KIND_KUBECTL)
 endif
 
 # A failed first deploy keeps what it deployed, so its evidence (pods, events,
-# the verifier's report) can be read; `make delete` removes it.
+# the verifier's report) can be read; `make delete` removes it. Skaffold's
+# wait for pending deletions (one `kubectl get` of every object before each
+# deploy) gets 5 minutes instead of 1: on a loaded laptop or CI machine that
+# one call alone was seen to outlast the default and fail the deploy.
+DEPLOY_FLAGS := --wait-for-deletions-max=5m
 dev: $(CLUSTER_UP) $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Cluster (Kind, or PROFILE=node) + build every image + deploy with Skaffold, verify after every deploy, watch
-	$(CLUSTER_SKAFFOLD) dev --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) --keep-running-on-failure $(SKAFFOLD_FLAGS)
+	$(CLUSTER_SKAFFOLD) dev --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(DEPLOY_FLAGS) --keep-running-on-failure $(SKAFFOLD_FLAGS)
 
 run: $(CLUSTER_UP) $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Like dev, but build and deploy once, verify, and return with the verifier's verdict
-	$(CLUSTER_SKAFFOLD) run --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(SKAFFOLD_FLAGS)
+	$(CLUSTER_SKAFFOLD) run --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(DEPLOY_FLAGS) $(SKAFFOLD_FLAGS)
 
 delete: $(BIN)/skaffold $(BIN)/kubectl $(BIN)/kustomize ## Remove what Skaffold deployed (the cluster stays)
 	$(CLUSTER_SKAFFOLD) delete --kube-context $(CLUSTER_CONTEXT) $(CLUSTER_FLAGS) $(SKAFFOLD_FLAGS)
