@@ -191,7 +191,10 @@ func TestDatastoreFaults(t *testing.T) {
 	t.Run("postgres down", func(t *testing.T) {
 		f.pg.Stop()
 		defer f.pg.Start()
-		run(t, f.config(short), f.env(), 3, map[string]string{"postgres.reachable": "net.refused"})
+		// Longer than short: Prometheus was restarted by the previous case, and
+		// prometheus.targets must see a scrape newer than this run's start, which
+		// a loaded machine was seen to take more than 3 s for.
+		run(t, f.config(10*time.Second), f.env(), 3, map[string]string{"postgres.reachable": "net.refused"})
 	})
 }
 
