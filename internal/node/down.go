@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/darktower/devstack/internal/mounts"
 )
 
 // Down stops the node and undoes what Up changed on the host: pods first,
@@ -127,47 +128,12 @@ func (n *Node) unmountAll() error {
 // Mounts lists the mount points under the state directory and the Docker
 // engine's data directory, deepest first.
 func (n *Node) Mounts() ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	out, err := mounts.Under(n.Dir, n.dockerData())
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	prefixes := []string{n.Dir + string(filepath.Separator), n.dockerData() + string(filepath.Separator)}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescape(f[4])
-		for _, p := range prefixes {
-			if strings.HasPrefix(mp, p) {
-				out = append(out, mp)
-				break
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	return slices.Compact(out), nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // NetworkNamespaces lists the pods' network namespaces containerd's CRI

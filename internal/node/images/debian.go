@@ -1,8 +1,6 @@
 package images
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/darktower/devstack/internal/mounts"
 )
 
 // The Debian side: one debootstrap'd bookworm root filesystem, cached as a tarball in
@@ -309,58 +309,17 @@ func removeTree(dir string) error {
 	if err != nil {
 		return err
 	}
-	mounts, err := mountsUnder(abs)
+	under, err := mounts.Under(abs)
 	if err != nil {
 		return err
 	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	for i := len(under) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(under[i], syscall.MNT_DETACH)
 	}
-	if mounts, err = mountsUnder(abs); err != nil {
+	if under, err = mounts.Under(abs); err != nil {
 		return err
-	} else if len(mounts) > 0 {
-		return fmt.Errorf("refusing to delete %s: still mounted beneath it: %v", dir, mounts)
+	} else if len(under) > 0 {
+		return fmt.Errorf("refusing to delete %s: still mounted beneath it: %v", dir, under)
 	}
 	return os.RemoveAll(abs)
-}
-
-// mountsUnder lists the mount points at or beneath dir, in mount order.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
