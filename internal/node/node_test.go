@@ -327,7 +327,7 @@ func TestNode(t *testing.T) {
 			r.mustKubectl("-n", "dark-tower", "scale", "deployment/meeting-controller", "--replicas=0")
 			r.mustKubectl("-n", "dark-tower", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=meeting-controller", "--timeout=120s")
 			out, code := r.verify()
-			r.expectFailure(out, code, "gc.registration", "")
+			r.expectFailure(out, code, "gc.registration")
 			r.mustKubectl("-n", "dark-tower", "scale", "deployment/meeting-controller", "--replicas=2")
 			r.mustKubectl("-n", "dark-tower", "rollout", "status", "deployment/meeting-controller", "--timeout=300s")
 		})
@@ -340,7 +340,7 @@ func TestNode(t *testing.T) {
 			patch(wrong)
 			defer patch(orig)
 			out, code := r.verify()
-			r.expectFailure(out, code, "redis.reachable", "")
+			r.expectFailure(out, code, "redis.reachable")
 			if strings.Contains(out, "not-the-password") {
 				t.Errorf("the verifier's report shows the password it was given")
 			}
@@ -349,7 +349,7 @@ func TestNode(t *testing.T) {
 			r.mustKubectl("-n", "dark-tower", "scale", "statefulset/postgres", "--replicas=0")
 			r.mustKubectl("-n", "dark-tower", "wait", "--for=delete", "pod/postgres-0", "--timeout=120s")
 			out, code := r.verify()
-			r.expectFailure(out, code, "postgres.reachable", "")
+			r.expectFailure(out, code, "postgres.reachable")
 			if v := verdicts(out)["postgres.schema"]; v != "BLOCKED" {
 				t.Errorf("postgres.schema: %q with Postgres down, want BLOCKED", v)
 			}
@@ -403,7 +403,7 @@ func (r *run) jobUID(out string) string {
 
 // expectFailure: the verifier exited 1 (a check failed) or 3 (deadline
 // reached with checks failing), and check id is among the failures.
-func (r *run) expectFailure(out string, code int, id, _ string) {
+func (r *run) expectFailure(out string, code int, id string) {
 	r.t.Helper()
 	if code != 1 && code != 3 {
 		r.t.Errorf("verifier exit %d, want 1 or 3 (a check failed)", code)
