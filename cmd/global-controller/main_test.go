@@ -62,6 +62,9 @@ func TestConfigErrors(t *testing.T) {
 		{"GC_UNHEALTHY_RETENTION", "-1h"},
 		{"GC_FAST_HEARTBEAT_INTERVAL", "soon"},
 		{"GC_COMPREHENSIVE_HEARTBEAT_INTERVAL", "0s"},
+		{"GC_JOIN_BURST", "0"},
+		{"GC_JOIN_INTERVAL", "fast"},
+		{"GC_JOIN_MAX_CALLERS", "99999999"},
 	}
 	for _, c := range cases {
 		env := maps.Clone(base)

@@ -25,10 +25,10 @@ type Client struct {
 }
 
 // KnownServiceTypes are the service_type values AC issues tokens for.
-var KnownServiceTypes = []string{auth.ServiceMeetingController, auth.ServiceGlobalController, auth.ServiceVerifier}
+var KnownServiceTypes = []string{auth.ServiceMeetingController, auth.ServiceGlobalController, auth.ServiceVerifier, auth.ServiceWebClient}
 
 // KnownScopes are the scopes a client may be granted.
-var KnownScopes = []string{auth.ScopeWriteGC, auth.ScopeWriteMC, auth.ScopeReadGC}
+var KnownScopes = []string{auth.ScopeWriteGC, auth.ScopeWriteMC, auth.ScopeReadGC, auth.ScopeMeetingJoin}
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 

@@ -80,9 +80,10 @@ func TestTokenEndpoint(t *testing.T) {
 	gc := client(t, "global-controller", auth.ServiceGlobalController, auth.ScopeWriteMC)
 	multi := client(t, "ops", auth.ServiceVerifier, auth.ScopeReadGC, auth.ScopeWriteGC)
 	retired := client(t, "retired", auth.ServiceVerifier, auth.ScopeReadGC)
+	web := client(t, "web-client", auth.ServiceWebClient, auth.ScopeMeetingJoin)
 	seed := newSeed(t)
-	ac := startAC(t, pool, seed, []Client{mc, gc, multi, retired})
-	if _, err := SyncClients(context.Background(), pool, []Client{mc, gc, multi}); err != nil {
+	ac := startAC(t, pool, seed, []Client{mc, gc, multi, retired, web})
+	if _, err := SyncClients(context.Background(), pool, []Client{mc, gc, multi, web}); err != nil {
 		t.Fatal(err)
 	}
 	validator, err := auth.NewStaticValidator(ac.signer.JWKS())
@@ -116,6 +117,13 @@ func TestTokenEndpoint(t *testing.T) {
 			t.Fatalf("token %+v scope %v", tok, tok.Extra("scope"))
 		}
 		checkClaims(t, tok.AccessToken, mc, auth.ScopeWriteGC)
+	})
+	t.Run("web-client gets meeting.join (issue 11 item 3)", func(t *testing.T) {
+		tok, err := ccToken(ac.url, web, oauth2.AuthStyleInParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkClaims(t, tok.AccessToken, web, auth.ScopeMeetingJoin)
 	})
 	t.Run("form body, client in params", func(t *testing.T) {
 		tok, err := ccToken(ac.url, gc, oauth2.AuthStyleInParams)
@@ -257,7 +265,7 @@ func TestTokenEndpoint(t *testing.T) {
 			}
 		}
 		// Counted from the subtests above (invalid_scope counts as invalid_request).
-		for status, want := range map[string]float64{"success": 6, "invalid_client": 12, "invalid_request": 12, "unsupported_grant_type": 2} {
+		for status, want := range map[string]float64{"success": 7, "invalid_client": 12, "invalid_request": 12, "unsupported_grant_type": 2} {
 			if v := metricValue(t, text, `ac_token_issuance_total{status="`+status+`"}`); v != want {
 				t.Errorf("ac_token_issuance_total{status=%q} = %v, want %v", status, v, want)
 			}

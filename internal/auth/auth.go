@@ -19,6 +19,8 @@ const (
 	ScopeWriteGC = "service.write.gc" // MC calling GC's registration RPCs
 	ScopeWriteMC = "service.write.mc" // GC calling MC's AssignMeeting
 	ScopeReadGC  = "service.read.gc"  // operators and the verifier listing GC's registry
+	// ScopeMeetingJoin lets a client (a browser, a test) join meetings at GC.
+	ScopeMeetingJoin = "meeting.join"
 	// ScopeMeetingSession is the scope of a meeting token: one participant's
 	// WebTransport session in one meeting on one MC (aud).
 	ScopeMeetingSession = "meeting.session"
@@ -35,6 +37,7 @@ const (
 	ServiceMeetingController = "meeting-controller"
 	ServiceGlobalController  = "global-controller"
 	ServiceVerifier          = "verifier"
+	ServiceWebClient         = "web-client"
 )
 
 // Claims is the payload of a Dark Tower service token.

@@ -35,6 +35,7 @@ type App struct {
 	metrics   *Metrics
 	validator *auth.Validator
 	joiner    *joiner
+	joinLimit *joinLimiter
 	// meetingToken asks AC for a meeting token (AC signs; GC never holds a key).
 	meetingToken func(ctx context.Context, meetingID, participant, controllerID string) (string, error)
 	GRPC         *grpcserver.Server
@@ -62,6 +63,11 @@ func New(ctx context.Context, cfg Config, pool *pgxpool.Pool, v *auth.Validator,
 	}
 	a.joiner = &joiner{store: store, tokens: tokens, gcID: cfg.ID, threshold: cfg.StalenessThreshold,
 		log: log, conns: map[string]*grpc.ClientConn{}, creds: map[string]credentials.PerRPCCredentials{}}
+	a.joinLimit = newJoinLimiter(cfg.JoinInterval, cfg.JoinBurst, cfg.JoinMaxCallers)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gc_join_limiter_callers",
+		Help: "Callers whose join rate this replica tracks (at most GC_JOIN_MAX_CALLERS).",
+	}, func() float64 { return float64(a.joinLimit.tracked()) }))
 	a.GRPC = grpcserver.New(v, AuthRules(), reg)
 	internalv1.RegisterGlobalControllerServiceServer(a.GRPC, NewService(store, m, log, cfg.FastHeartbeat, cfg.ComprehensiveInterval, cfg.StalenessThreshold))
 	a.HTTP = a.routes()

@@ -26,6 +26,9 @@ type Config struct {
 	FastHeartbeat         time.Duration // GC_FAST_HEARTBEAT_INTERVAL
 	ComprehensiveInterval time.Duration // GC_COMPREHENSIVE_HEARTBEAT_INTERVAL
 	ShutdownGrace         time.Duration // GC_SHUTDOWN_GRACE
+	JoinBurst             int           // GC_JOIN_BURST: joins a caller may make at once
+	JoinInterval          time.Duration // GC_JOIN_INTERVAL: one more join per interval, per caller
+	JoinMaxCallers        int           // GC_JOIN_MAX_CALLERS: callers the join limiter tracks
 }
 
 // LoadConfig reads the contract's variables; r.Err() reports the first
@@ -57,6 +60,9 @@ func LoadConfig(r *config.Reader) Config {
 	c.FastHeartbeat = r.Duration("GC_FAST_HEARTBEAT_INTERVAL", 10*time.Second)
 	c.ComprehensiveInterval = r.Duration("GC_COMPREHENSIVE_HEARTBEAT_INTERVAL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("GC_SHUTDOWN_GRACE", 20*time.Second)
+	c.JoinBurst = r.Int("GC_JOIN_BURST", 20, 1, 100000)
+	c.JoinInterval = r.Duration("GC_JOIN_INTERVAL", 500*time.Millisecond)
+	c.JoinMaxCallers = r.Int("GC_JOIN_MAX_CALLERS", 10000, 1, 1000000)
 	if c.ID == "" {
 		// Only when GC_ID is unset and the hostname unknown.
 		c.ID = r.String("GC_ID")

@@ -125,6 +125,7 @@ func startGC(t testing.TB, pg *testsupport.Postgres, mutate func(*Config)) *gcEn
 		StalenessThreshold: 30 * time.Second, StalenessInterval: 5 * time.Second,
 		UnhealthyRetention: time.Hour, FastHeartbeat: 10 * time.Second,
 		ComprehensiveInterval: 30 * time.Second, ShutdownGrace: 5 * time.Second,
+		JoinBurst: 100, JoinInterval: 10 * time.Millisecond, JoinMaxCallers: 100,
 	}
 	if mutate != nil {
 		mutate(&e.cfg)
@@ -237,6 +238,11 @@ func (e *gcEnv) mcToken(t testing.TB) string {
 	return e.iss.Token(t, "meeting-controller", auth.ScopeWriteGC, auth.ServiceMeetingController)
 }
 
+// joinToken is a web-client token: what a browser presents to join.
+func (e *gcEnv) joinToken(t testing.TB) string {
+	return e.iss.Token(t, "web-client", auth.ScopeMeetingJoin, auth.ServiceWebClient)
+}
+
 func (e *gcEnv) verifierToken(t testing.TB) string {
 	return e.iss.Token(t, "verifier", auth.ScopeReadGC, auth.ServiceVerifier)
 }
@@ -265,6 +271,13 @@ func ctxT(t testing.TB) context.Context {
 // httpDo sends a request and returns status and body.
 func httpDo(t testing.TB, method, url, token string) (int, string) {
 	t.Helper()
+	code, _, body := httpDoHeader(t, method, url, token)
+	return code, body
+}
+
+// httpDoHeader is httpDo that returns the answer's header too.
+func httpDoHeader(t testing.TB, method, url, token string) (int, http.Header, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -278,21 +291,5 @@ func httpDo(t testing.TB, method, url, token string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v (last: %s)", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return resp.StatusCode, resp.Header, string(b)
 }

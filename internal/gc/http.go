@@ -27,25 +27,26 @@ func (a *App) routes() http.Handler {
 
 // requireScope validates the bearer token with the same validator the gRPC
 // server uses: 401 without a valid token, 403 when the scope is missing.
-func (a *App) requireScope(w http.ResponseWriter, r *http.Request, scope string) bool {
+// It returns the caller's claims when the token passes.
+func (a *App) requireScope(w http.ResponseWriter, r *http.Request, scope string) (*auth.Claims, bool) {
 	tok, ok := auth.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="global-controller"`)
 		httpserver.WriteError(w, http.StatusUnauthorized, "missing Bearer token")
-		return false
+		return nil, false
 	}
 	claims, err := a.validator.Validate(r.Context(), tok)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="global-controller", error="invalid_token"`)
 		httpserver.WriteError(w, http.StatusUnauthorized, err.Error())
-		return false
+		return nil, false
 	}
 	if !claims.HasScope(scope) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="global-controller", error="insufficient_scope", scope="`+scope+`"`)
 		httpserver.WriteError(w, http.StatusForbidden, "token of "+claims.Subject+" lacks scope "+scope)
-		return false
+		return nil, false
 	}
-	return true
+	return claims, true
 }
 
 type capacityJSON struct {
@@ -69,7 +70,7 @@ type controllerJSON struct {
 
 // listHTTP is ListMeetingControllers over HTTP; health is lowercase.
 func (a *App) listHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.requireScope(w, r, auth.ScopeReadGC) {
+	if _, ok := a.requireScope(w, r, auth.ScopeReadGC); !ok {
 		return
 	}
 	region := r.URL.Query().Get("region")
@@ -104,8 +105,18 @@ func (a *App) listHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // joinHTTP places the meeting {code} and answers with a meeting token for a
-// new participant. Joins carry no user auth yet (issue 11 item 3).
+// new participant. The caller needs a token with scope meeting.join (the
+// web-client client's) and is rate limited by its subject; every attempt,
+// valid or not, counts against the caller's joins.
 func (a *App) joinHTTP(w http.ResponseWriter, r *http.Request) {
+	claims, ok := a.requireScope(w, r, auth.ScopeMeetingJoin)
+	if !ok {
+		a.metrics.joins.WithLabelValues("unauthorized").Inc()
+		return
+	}
+	if !a.limitJoin(w, claims.Subject) {
+		return
+	}
 	code := r.PathValue("code")
 	if !codePattern.MatchString(code) {
 		a.metrics.joins.WithLabelValues("invalid").Inc()

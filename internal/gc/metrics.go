@@ -22,7 +22,7 @@ var (
 	heartbeatTypes    = []string{"fast", "comprehensive"}
 	heartbeatStatuses = []string{"ok", "not_found", "invalid", "error"}
 	registerStatuses  = []string{"ok", "invalid", "error"}
-	joinStatuses      = []string{"assigned", "reused", "invalid", "unavailable", "error"}
+	joinStatuses      = []string{"assigned", "reused", "invalid", "unavailable", "error", "unauthorized", "rate_limited"}
 )
 
 // NewMetrics registers GC's metrics on reg, including the registry gauge
@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer, store *Store, log *slog.Logger) *Metr
 		}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gc_meeting_joins_total",
-			Help: "Meeting join requests, by outcome (assigned, reused, invalid, unavailable, error).",
+			Help: "Meeting join requests, by outcome (assigned, reused, invalid, unavailable, error, unauthorized: no valid meeting.join token, rate_limited: 429).",
 		}, []string{"status"}),
 		staleMarked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gc_stale_controllers_marked_total",
