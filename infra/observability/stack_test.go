@@ -278,8 +278,15 @@ func driveTraffic(t *testing.T, st *services) {
 	}
 	mustGet(t, ac+auth.JWKSPath, "", http.StatusOK)
 	mustGet(t, st.topo.GCHTTPURL(0)+"/api/v1/meeting-controllers", tok.AccessToken, http.StatusOK)
+	// Joins need the web-client's token (scope meeting.join).
+	join, err := auth.TokenSource(context.Background(), ac, localstack.WebClientID, st.topo.Secrets.WebClientSecret).Token()
+	if err != nil {
+		t.Fatalf("web-client token: %v", err)
+	}
 	testsupport.Eventually(t, 30*time.Second, "a meeting join is assigned", func() error {
-		resp, err := http.Post(st.topo.GCHTTPURL(0)+"/api/v1/meetings/obs-check/join", "application/json", nil)
+		req, _ := http.NewRequest(http.MethodPost, st.topo.GCHTTPURL(0)+"/api/v1/meetings/obs-check/join", nil)
+		req.Header.Set("Authorization", "Bearer "+join.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,12 @@ type stack struct {
 
 	gcAPI       []internalv1.GlobalControllerServiceClient // one connection per GC, reconnecting
 	verifierTok []string                                   // the verifier's token from each AC
+	joinTok     string                                     // the web-client's token (meeting.join) from AC 0
 }
+
+// joinBurst is each GC's per-caller join burst here: the race below sends
+// 100 joins at once to each GC, all as web-client.
+const joinBurst = 150
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
@@ -59,7 +65,9 @@ func startStack(t *testing.T) *stack {
 		s.ac = append(s.ac, s.start(fmt.Sprintf("ac-%d", i), "ac-service", topo.ACEnv(i)))
 	}
 	for i := range topo.GC {
-		s.gc = append(s.gc, s.start(fmt.Sprintf("gc-%d", i), "global-controller", topo.GCEnv(i)))
+		env := topo.GCEnv(i)
+		env["GC_JOIN_BURST"], env["GC_JOIN_INTERVAL"] = strconv.Itoa(joinBurst), "50ms"
+		s.gc = append(s.gc, s.start(fmt.Sprintf("gc-%d", i), "global-controller", env))
 	}
 	for i := range topo.MC {
 		s.mc = append(s.mc, s.start(fmt.Sprintf("mc-%d", i), "meeting-controller", topo.MCEnv(i)))
@@ -79,6 +87,7 @@ func startStack(t *testing.T) *stack {
 	for i := range topo.AC {
 		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, topo.Secrets.VerifierClientSecret))
 	}
+	s.joinTok = s.token(0, localstack.WebClientID, topo.Secrets.WebClientSecret)
 	return s
 }
 
@@ -106,6 +115,7 @@ func (s *stack) secretValues() map[string]string {
 		"GC client secret":       sec.GCClientSecret.Reveal(),
 		"MC client secret":       sec.MCClientSecret.Reveal(),
 		"verifier client secret": sec.VerifierClientSecret.Reveal(),
+		"web client secret":      sec.WebClientSecret.Reveal(),
 	}
 }
 
@@ -155,11 +165,7 @@ func (s *stack) list(ctx context.Context, i int) ([]*internalv1.MeetingControlle
 }
 
 func httpGetJSON(url, bearer string, out any) (int, error) {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := request(http.MethodGet, url, bearer)
 	if err != nil {
 		return 0, err
 	}
@@ -170,8 +176,9 @@ func httpGetJSON(url, bearer string, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func postJSON(url string, out any) (int, error) {
-	resp, err := http.Post(url, "application/json", nil)
+// postJSON posts an empty body with bearer (if any) and decodes the answer.
+func postJSON(url, bearer string, out any) (int, error) {
+	resp, err := request(http.MethodPost, url, bearer)
 	if err != nil {
 		return 0, err
 	}
@@ -180,6 +187,15 @@ func postJSON(url string, out any) (int, error) {
 		return resp.StatusCode, fmt.Errorf("decoding %s answer: %w", url, err)
 	}
 	return resp.StatusCode, nil
+}
+
+// request sends an empty-bodied request with bearer, if any.
+func request(method, url, bearer string) (*http.Response, error) {
+	req, _ := http.NewRequest(method, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func grpcConn(t *testing.T, addr string) *grpc.ClientConn {

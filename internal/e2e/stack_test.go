@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,6 +126,26 @@ func TestControlPlane(t *testing.T) {
 		if _, err := gc.ListMeetingControllers(withBearer(ctx, gcTok), &internalv1.ListMeetingControllersRequest{}); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("GC token listing controllers = %v, want PermissionDenied", err)
 		}
+		// Issue 11 item 3: a join needs AC's token with scope meeting.join.
+		forgedJoin, _, _ := rogue.Sign(localstack.WebClientID, auth.ScopeMeetingJoin, auth.ServiceWebClient, time.Hour)
+		for _, c := range []struct {
+			what, token string
+			want        int
+		}{
+			{"no token", "", http.StatusUnauthorized},
+			{"web-client token from an unknown key", forgedJoin, http.StatusUnauthorized},
+			{"verifier token", verifierTok, http.StatusForbidden},
+			{"GC token", gcTok, http.StatusForbidden},
+		} {
+			resp, err := request(http.MethodPost, s.topo.GCHTTPURL(0)+"/api/v1/meetings/auth-check/join", c.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("join with %s = %d (WWW-Authenticate %q), want %d with a Bearer challenge", c.what, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), c.want)
+			}
+		}
 		// Health needs no token.
 		conn := healthpb.NewHealthClient(grpcConn(t, s.topo.GCGRPCAddr(0)))
 		if r, err := conn.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
@@ -149,7 +170,7 @@ func TestControlPlane(t *testing.T) {
 			WebTransportEndpt string `json:"webtransport_endpoint"`
 			MeetingToken      string `json:"meeting_token"`
 		}
-		status, err := postJSON(s.topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", &join)
+		status, err := postJSON(s.topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", s.joinTok, &join)
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("join = %d, %v", status, err)
 		}
@@ -169,7 +190,7 @@ func TestControlPlane(t *testing.T) {
 		var again struct {
 			ControllerID string `json:"controller_id"`
 		}
-		if status, err := postJSON(s.topo.GCHTTPURL(1)+"/api/v1/meetings/"+code+"/join", &again); err != nil || status != http.StatusOK || again.ControllerID != join.ControllerID {
+		if status, err := postJSON(s.topo.GCHTTPURL(1)+"/api/v1/meetings/"+code+"/join", s.joinTok, &again); err != nil || status != http.StatusOK || again.ControllerID != join.ControllerID {
 			t.Fatalf("second join = %d %+v, %v", status, again, err)
 		}
 
@@ -226,7 +247,7 @@ func TestControlPlane(t *testing.T) {
 						URL          string `json:"webtransport_url"`
 						Cert         string `json:"webtransport_cert_sha256"`
 					}
-					st, err := postJSON(fmt.Sprintf("%s/api/v1/meetings/race-%03d/join", s.topo.GCHTTPURL(g), m), &j)
+					st, err := postJSON(fmt.Sprintf("%s/api/v1/meetings/race-%03d/join", s.topo.GCHTTPURL(g), m), s.joinTok, &j)
 					answers[m][g] = answer{st, err, j.ControllerID, j.URL, j.Cert}
 				})
 			}
@@ -267,6 +288,46 @@ func TestControlPlane(t *testing.T) {
 			if err != nil || welcome.ControllerID != a.id {
 				t.Errorf("race-%03d at %s: %+v, %v", m, a.id, welcome, err)
 			}
+		}
+	})
+
+	// Issue 11 item 3: joins are rate limited per caller.
+	t.Run("a caller past its join burst gets 429 with Retry-After while another caller joins", func(t *testing.T) {
+		u := s.topo.GCHTTPURL(1) + "/api/v1/meetings/%s/join"
+		var limited *http.Response
+		for i := 0; i < 4*joinBurst && limited == nil; i++ {
+			// An invalid code is answered at once and counts all the same.
+			resp, err := request(http.MethodPost, fmt.Sprintf(u, "bad%20code"), s.joinTok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusBadRequest:
+			case http.StatusTooManyRequests:
+				limited = resp
+			default:
+				t.Fatalf("join %d from web-client = %d, want 400 until it is limited", i, resp.StatusCode)
+			}
+		}
+		if limited == nil {
+			t.Fatalf("%d joins in a row from web-client were never limited", 4*joinBurst)
+		}
+		retry, err := strconv.Atoi(limited.Header.Get("Retry-After"))
+		if err != nil || retry < 1 {
+			t.Fatalf("429 with Retry-After %q, want whole seconds", limited.Header.Get("Retry-After"))
+		}
+		// Another caller: a token AC's key signed for another client with meeting.join.
+		other, _, _ := realSigner(t, s.topo.Secrets.SigningKey.Reveal()).Sign("kiosk", auth.ScopeMeetingJoin, auth.ServiceWebClient, time.Hour)
+		var j struct {
+			ControllerID string `json:"controller_id"`
+		}
+		if st, err := postJSON(fmt.Sprintf(u, "limited-room"), other, &j); err != nil || st != http.StatusOK || j.ControllerID == "" {
+			t.Fatalf("another caller's join while web-client is limited = %d %+v, %v", st, j, err)
+		}
+		time.Sleep(time.Duration(retry) * time.Second)
+		if st, err := postJSON(fmt.Sprintf(u, "limited-room"), s.joinTok, &j); err != nil || st != http.StatusOK {
+			t.Fatalf("web-client's join after Retry-After = %d, %v", st, err)
 		}
 	})
 

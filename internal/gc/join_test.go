@@ -118,13 +118,19 @@ WHERE meeting_id = $1 AND ended_at IS NULL`, meeting)
 	return out
 }
 
+// join asks GC to place meeting code with a web-client token.
 func join(t *testing.T, e *gcEnv, code, region string) (int, JoinResult, string) {
+	t.Helper()
+	return joinAs(t, e, code, region, e.joinToken(t))
+}
+
+func joinAs(t *testing.T, e *gcEnv, code, region, token string) (int, JoinResult, string) {
 	t.Helper()
 	u := e.httpURL + "/api/v1/meetings/" + code + "/join"
 	if region != "" {
 		u += "?region=" + region
 	}
-	status, body := httpDo(t, "POST", u, "")
+	status, body := httpDo(t, "POST", u, token)
 	var r JoinResult
 	if status == http.StatusOK {
 		if err := json.Unmarshal([]byte(body), &r); err != nil {

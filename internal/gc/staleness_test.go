@@ -58,7 +58,7 @@ func TestStaleness(t *testing.T) {
 	})
 	defer func() { close(stop); wg.Wait() }()
 
-	eventually(t, 10*time.Second, "silent controller marked unhealthy and draining one removed", func() (bool, string) {
+	testsupport.Eventually(t, 10*time.Second, "silent controller marked unhealthy and draining one removed", func() (bool, string) {
 		s, d := healthOf(t, e, "mc-silent"), healthOf(t, e, "mc-draining")
 		return s == "unhealthy" && d == "absent", fmt.Sprintf("mc-silent %s, mc-draining %s", s, d)
 	})

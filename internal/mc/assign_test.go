@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/auth"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 func TestAssignMeeting(t *testing.T) {
@@ -146,7 +147,7 @@ func TestAssignMeeting(t *testing.T) {
 	}
 
 	// Heartbeats report the Redis count.
-	eventually(t, 5*time.Second, "heartbeat with current_meetings=2", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "heartbeat with current_meetings=2", func() bool {
 		ev := st.gc.snapshot()
 		for i := len(ev) - 1; i >= 0; i-- {
 			if ev[i].kind == "fast" || ev[i].kind == "comprehensive" {

@@ -53,7 +53,7 @@ func TestDrainInProcess(t *testing.T) {
 	r := st.startMC(t, "mc-drain-1", func(env map[string]string) { env["MC_MAX_PARTICIPANTS"] = "1" })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK })
+	testsupport.Eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK })
 	client := dialMC(t, r)
 	gctx := withToken(ctx, st.gcToken(t, r))
 	if resp, err := client.AssignMeeting(gctx, &pb.AssignMeetingRequest{MeetingId: "live-1"}); err != nil || !resp.GetAccepted() {
@@ -71,7 +71,7 @@ func TestDrainInProcess(t *testing.T) {
 
 	start := time.Now()
 	r.cancel()
-	eventually(t, 5*time.Second, "DRAINING heartbeat", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "DRAINING heartbeat", func() bool {
 		for _, e := range st.gc.snapshot() {
 			if e.health == pb.HealthStatus_HEALTH_STATUS_DRAINING {
 				return true
@@ -120,7 +120,7 @@ func TestProcessSIGTERM(t *testing.T) {
 	if err := testsupport.WaitHTTP(health+"/health/ready", http.StatusOK, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "a heartbeat", func() bool { return st.gc.count("fast") >= 1 })
+	testsupport.Eventually(t, 5*time.Second, "a heartbeat", func() bool { return st.gc.count("fast") >= 1 })
 	reg := st.gc.snapshot()[0].register
 	if reg.GetId() != "mc-proc-1" || len(reg.GetWebtransportCertSha256()) != 64 ||
 		!strings.Contains(p.Logs(), reg.GetWebtransportCertSha256()) {

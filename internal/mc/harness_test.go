@@ -440,18 +440,6 @@ func (g *fakeGC) DeregisterMC(ctx context.Context, req *pb.DeregisterMCRequest) 
 
 // ---- helpers ----
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func httpStatus(t *testing.T, u string) int {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(u)

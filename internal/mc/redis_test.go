@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 // lastHealth is the health of the latest heartbeat GC received.
@@ -30,11 +31,11 @@ func TestRedisOutage(t *testing.T) {
 	st.gc.start()
 	r := st.startMC(t, "mc-redis-1", nil)
 	ready := r.healthURL("/health/ready")
-	eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, ready) == http.StatusOK })
+	testsupport.Eventually(t, 5*time.Second, "ready", func() bool { return httpStatus(t, ready) == http.StatusOK })
 
 	st.redis.Stop()
-	eventually(t, 10*time.Second, "not ready without Redis", func() bool { return httpStatus(t, ready) == http.StatusServiceUnavailable })
-	eventually(t, 10*time.Second, "DEGRADED heartbeat", func() bool { return lastHealth(st.gc) == pb.HealthStatus_HEALTH_STATUS_DEGRADED })
+	testsupport.Eventually(t, 10*time.Second, "not ready without Redis", func() bool { return httpStatus(t, ready) == http.StatusServiceUnavailable })
+	testsupport.Eventually(t, 10*time.Second, "DEGRADED heartbeat", func() bool { return lastHealth(st.gc) == pb.HealthStatus_HEALTH_STATUS_DEGRADED })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := dialMC(t, r).AssignMeeting(withToken(ctx, st.gcToken(t, r)), &pb.AssignMeetingRequest{MeetingId: "m-1"})
@@ -43,6 +44,6 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	st.redis.Start()
-	eventually(t, 10*time.Second, "ready again", func() bool { return httpStatus(t, ready) == http.StatusOK })
-	eventually(t, 10*time.Second, "HEALTHY heartbeat", func() bool { return lastHealth(st.gc) == pb.HealthStatus_HEALTH_STATUS_HEALTHY })
+	testsupport.Eventually(t, 10*time.Second, "ready again", func() bool { return httpStatus(t, ready) == http.StatusOK })
+	testsupport.Eventually(t, 10*time.Second, "HEALTHY heartbeat", func() bool { return lastHealth(st.gc) == pb.HealthStatus_HEALTH_STATUS_HEALTHY })
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pb "github.com/darktower/devstack/gen/internalv1"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 // MC started while GC is down keeps retrying, registers once GC is up, then
@@ -17,7 +18,7 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 	metrics := r.healthURL("/metrics")
 
 	// GC is not listening yet.
-	eventually(t, 10*time.Second, "failed registration attempts counted", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "failed registration attempts counted", func() bool {
 		return metric(t, metrics, "mc_gc_registrations_total", "status=error") >= 2
 	})
 	if got := httpStatus(t, r.healthURL("/health/ready")); got != http.StatusServiceUnavailable {
@@ -31,7 +32,7 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 	}
 
 	st.gc.start()
-	eventually(t, 10*time.Second, "registration", func() bool { return st.gc.count("register") == 1 })
+	testsupport.Eventually(t, 10*time.Second, "registration", func() bool { return st.gc.count("register") == 1 })
 	reg := st.gc.snapshot()[0].register
 	want := &pb.RegisterMCRequest{
 		Id: "mc-reg-1", Region: "test-region",
@@ -46,14 +47,14 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 	if len(reg.GetWebtransportCertSha256()) != 64 {
 		t.Fatalf("cert hash %q is not hex SHA-256", reg.GetWebtransportCertSha256())
 	}
-	eventually(t, 5*time.Second, "readiness 200 after registration", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "readiness 200 after registration", func() bool {
 		return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK
 	})
 
 	// GC asked for 100 ms fast and 300 ms comprehensive heartbeats; with the
 	// defaults (10 s / 30 s) eight fast ones would take over a minute.
 	regAt := st.gc.snapshot()[0].at
-	eventually(t, 5*time.Second, "8 fast and 3 comprehensive heartbeats", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "8 fast and 3 comprehensive heartbeats", func() bool {
 		return st.gc.count("fast") >= 8 && st.gc.count("comprehensive") >= 3
 	})
 	var fast, comp, fastFirstSecond int
@@ -92,7 +93,7 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 
 	// GC forgets the controller: the next heartbeat gets NOT_FOUND.
 	st.gc.forget()
-	eventually(t, 5*time.Second, "re-registration after NOT_FOUND", func() bool { return st.gc.count("register") == 2 })
+	testsupport.Eventually(t, 5*time.Second, "re-registration after NOT_FOUND", func() bool { return st.gc.count("register") == 2 })
 	if metric(t, metrics, "mc_gc_heartbeats_total", "type=fast", "status=not_found")+
 		metric(t, metrics, "mc_gc_heartbeats_total", "type=comprehensive", "status=not_found") < 1 {
 		t.Fatal("NOT_FOUND heartbeat not counted")
@@ -102,13 +103,13 @@ func TestRegistrationHeartbeatsAndRecovery(t *testing.T) {
 	// row (as after pruning), and MC registers again.
 	errsBefore := metric(t, metrics, "mc_gc_heartbeats_total", "type=fast", "status=error")
 	st.gc.stop()
-	eventually(t, 5*time.Second, "heartbeat errors while GC is down", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "heartbeat errors while GC is down", func() bool {
 		return metric(t, metrics, "mc_gc_heartbeats_total", "type=fast", "status=error") >= errsBefore+2
 	})
 	st.gc.forget()
 	st.gc.start()
-	eventually(t, 10*time.Second, "registration after GC restart", func() bool { return st.gc.count("register") == 3 })
-	eventually(t, 5*time.Second, "heartbeats after GC restart", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "registration after GC restart", func() bool { return st.gc.count("register") == 3 })
+	testsupport.Eventually(t, 5*time.Second, "heartbeats after GC restart", func() bool {
 		ev := st.gc.snapshot()
 		return ev[len(ev)-1].kind == "fast" || ev[len(ev)-1].kind == "comprehensive"
 	})
@@ -127,7 +128,7 @@ func TestRenewsRefusedToken(t *testing.T) {
 	st.bogusTokens.Store(2)
 	st.gc.start()
 	r := st.startMC(t, "mc-token-1", nil)
-	eventually(t, 10*time.Second, "registration with a fresh token", func() bool { return st.gc.count("register") == 1 })
+	testsupport.Eventually(t, 10*time.Second, "registration with a fresh token", func() bool { return st.gc.count("register") == 1 })
 	if n := metric(t, r.healthURL("/metrics"), "mc_gc_registrations_total", "status=error"); n != 2 {
 		t.Fatalf("%v failed registrations, want 2 (one per bogus token)", n)
 	}

@@ -10,6 +10,7 @@ import (
 
 	pb "github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/internal/mc"
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 func TestWebTransport(t *testing.T) {
@@ -28,7 +29,7 @@ func TestWebTransport(t *testing.T) {
 	}
 
 	// Assigned meeting, pinned to the hash MC registered with GC.
-	eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
+	testsupport.Eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
 	pin := st.gc.snapshot()[0].register.GetWebtransportCertSha256()
 	w1, err := mc.DialWebTransport(ctx, r.meetingURL("room-1"), pin)
 	if err != nil {
@@ -53,7 +54,7 @@ func TestWebTransport(t *testing.T) {
 	if cs.Welcome.SessionNonce == w1.SessionNonce || cs.Welcome.BindingToken == w1.BindingToken {
 		t.Fatal("two sessions got the same nonce and token")
 	}
-	eventually(t, 5*time.Second, "heartbeat with current_participants=1", func() bool {
+	testsupport.Eventually(t, 5*time.Second, "heartbeat with current_participants=1", func() bool {
 		ev := st.gc.snapshot()
 		e := ev[len(ev)-1]
 		return (e.kind == "fast" || e.kind == "comprehensive") && e.capacity.GetCurrentParticipants() == 1
@@ -130,7 +131,7 @@ func TestMeetingsEnd(t *testing.T) {
 	if ttl, err := rdb.PTTL(ctx, "meeting:idle-1").Result(); err != nil || ttl <= 0 {
 		t.Fatalf("a meeting without participants has TTL %v, %v; want the idle TTL", ttl, err)
 	}
-	eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
+	testsupport.Eventually(t, 5*time.Second, "registration", func() bool { return st.gc.count("register") >= 1 })
 	pin := st.gc.snapshot()[0].register.GetWebtransportCertSha256()
 	cs, err := mc.OpenWebTransport(ctx, r.meetingURL("live-1"), pin)
 	if err != nil {
@@ -140,7 +141,7 @@ func TestMeetingsEnd(t *testing.T) {
 		t.Fatalf("a meeting with a participant has TTL %v, want none", ttl)
 	}
 	// The idle meeting ends; the live one stays while its participant does.
-	eventually(t, 10*time.Second, "idle-1 ended and left the count", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "idle-1 ended and left the count", func() bool {
 		n, _ := rdb.Exists(ctx, "meeting:idle-1").Result()
 		in, _ := rdb.SIsMember(ctx, "mc:mc-end-1:meetings", "idle-1").Result()
 		return n == 0 && !in
@@ -149,11 +150,11 @@ func TestMeetingsEnd(t *testing.T) {
 		t.Fatal("a meeting with a participant ended")
 	}
 	_ = cs.Close()
-	eventually(t, 10*time.Second, "live-1 ended after its last participant left", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "live-1 ended after its last participant left", func() bool {
 		n, _ := rdb.Exists(ctx, "meeting:live-1").Result()
 		return n == 0
 	})
-	eventually(t, 10*time.Second, "a heartbeat with current_meetings=0", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "a heartbeat with current_meetings=0", func() bool {
 		ev := st.gc.snapshot()
 		e := ev[len(ev)-1]
 		return (e.kind == "fast" || e.kind == "comprehensive") && e.capacity.GetCurrentMeetings() == 0
@@ -181,7 +182,7 @@ func TestRestartDoesNotResurrectMeetings(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.startMC(t, "mc-restart-1", func(env map[string]string) { env["MC_MEETING_GRACE"] = "1s" })
-	eventually(t, 10*time.Second, "the left-over meeting ended and left the count", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "the left-over meeting ended and left the count", func() bool {
 		n, _ := rdb.Exists(ctx, "meeting:left-over").Result()
 		c, _ := rdb.SCard(ctx, "mc:mc-restart-1:meetings").Result()
 		return n == 0 && c == 0

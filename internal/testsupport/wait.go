@@ -2,25 +2,48 @@ package testsupport
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 )
 
-// Eventually polls cond until it returns nil, failing the test with cond's
-// last error when timeout passes first.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+// Condition is what Eventually polls: an error (nil once it holds), a bool,
+// or a bool with the last value seen, for the failure message.
+type Condition interface {
+	func() error | func() bool | func() (bool, string)
+}
+
+// Eventually polls cond until it holds, failing the test with cond's last
+// error or value when timeout passes first.
+func Eventually[C Condition](t testing.TB, timeout time.Duration, what string, cond C) {
 	t.Helper()
+	check := func() error {
+		switch c := any(cond).(type) {
+		case func() error:
+			return c()
+		case func() bool:
+			if !c() {
+				return errors.New("still false")
+			}
+		case func() (bool, string):
+			if ok, last := c(); !ok {
+				return fmt.Errorf("last: %s", last)
+			}
+		}
+		return nil
+	}
 	deadline := time.Now().Add(timeout)
-	var err error
 	for {
-		if err = cond(); err == nil {
+		err := check()
+		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -37,6 +37,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
+
+	"github.com/darktower/devstack/internal/testsupport"
 )
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
@@ -73,21 +75,6 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, d, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 }
 
 // stopProcess sends SIGTERM, then SIGKILL after grace, and waits.
@@ -139,7 +126,7 @@ func startRegistry(t *testing.T, bin, dir string) *registry {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { stopProcess(cmd, done, 5*time.Second) })
-	eventually(t, 20*time.Second, "registry /v2/", func() error {
+	testsupport.Eventually(t, 20*time.Second, "registry /v2/", func() error {
 		select {
 		case err := <-done:
 			done <- err
@@ -223,7 +210,7 @@ state = %q
 			}
 		}
 	})
-	eventually(t, 20*time.Second, "containerd socket", func() error {
+	testsupport.Eventually(t, 20*time.Second, "containerd socket", func() error {
 		_, err := c.ctrErr(5*time.Second, "version")
 		return err
 	})
@@ -372,7 +359,7 @@ func (c *containerd) start(o runOpts, ref, id string, args ...string) *task {
 	}
 	go func() { tk.done <- tk.cmd.Wait() }()
 	c.t.Cleanup(func() { tk.kill() })
-	eventually(c.t, 60*time.Second, id+" running", func() error {
+	testsupport.Eventually(c.t, 60*time.Second, id+" running", func() error {
 		select {
 		case err := <-tk.done:
 			tk.done <- err
@@ -931,7 +918,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 	// `-p PORT` instead of 5432: the test uses the host's network.
 	tk := c.start(o, as70, "postgres", "docker-entrypoint.sh", "postgres", "-p", strconv.Itoa(port))
 	isReady := []string{"pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "darktower", "-d", "dark_tower"}
-	eventually(t, 2*time.Minute, "pg_isready", func() error {
+	testsupport.Eventually(t, 2*time.Minute, "pg_isready", func() error {
 		select {
 		case err := <-tk.done:
 			tk.done <- err
@@ -996,7 +983,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 			fmt.Sprintf("DATA_SOURCE_URI=127.0.0.1:%d/dark_tower?sslmode=disable", port),
 			"DATA_SOURCE_USER=darktower", "DATA_SOURCE_PASS=" + password,
 		}}, exporterRef, "pg-exporter", "/bin/postgres_exporter", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", eport), "--log.format=json")
-		eventually(t, 30*time.Second, "postgres_exporter /metrics", func() error {
+		testsupport.Eventually(t, 30*time.Second, "postgres_exporter /metrics", func() error {
 			code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", eport))
 			if err != nil {
 				return err
@@ -1044,7 +1031,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 				bind(mkdirOwned(t, filepath.Join(rdir, "run"), 0, 0, 0o755), "/var/run/postgresql", false),
 				bind(mkdirOwned(t, filepath.Join(rdir, "tmp"), 0, 0, 0o1777), "/tmp", false)}}
 		rt := c.start(ro, ref, "postgres-root", "docker-entrypoint.sh", "postgres", "-p", strconv.Itoa(rport))
-		eventually(t, 2*time.Minute, "pg_isready (started as root)", func() error {
+		testsupport.Eventually(t, 2*time.Minute, "pg_isready (started as root)", func() error {
 			out, code := rt.exec(10*time.Second, "pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(rport), "-U", "postgres")
 			if code != 0 {
 				return fmt.Errorf("exit %d: %s", code, out)
@@ -1074,7 +1061,7 @@ func testPostgres(t *testing.T, c *containerd, work, ref, exporterRef string) {
 	}
 	// Started again on the same PGDATA: no second initdb, same password.
 	tk2 := c.start(o, as70, "postgres-again", "docker-entrypoint.sh", "postgres", "-p", strconv.Itoa(port))
-	eventually(t, time.Minute, "pg_isready after restart", func() error {
+	testsupport.Eventually(t, time.Minute, "pg_isready after restart", func() error {
 		out, code := tk2.exec(10*time.Second, isReady...)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
@@ -1121,7 +1108,7 @@ func testRedis(t *testing.T, c *containerd, work, root, ref, exporterRef string)
 		mounts: []string{bind(conf, "/etc/redis", true), bind(data, "/data", false)}},
 		ref, "redis", "redis-server", "/etc/redis/redis.conf")
 	probe := fmt.Sprintf("redis-cli -h 127.0.0.1 -p %d ping | grep -qx PONG", port)
-	eventually(t, 30*time.Second, "redis probe", func() error {
+	testsupport.Eventually(t, 30*time.Second, "redis probe", func() error {
 		out, code := tk.exec(10*time.Second, "sh", "-c", probe)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
@@ -1157,7 +1144,7 @@ func testRedis(t *testing.T, c *containerd, work, root, ref, exporterRef string)
 			fmt.Sprintf("REDIS_ADDR=redis://127.0.0.1:%d", port), "REDIS_PASSWORD=" + password,
 			fmt.Sprintf("REDIS_EXPORTER_WEB_LISTEN_ADDRESS=127.0.0.1:%d", eport), "REDIS_EXPORTER_LOG_FORMAT=json",
 		}}, exporterRef, "redis-exporter")
-		eventually(t, 30*time.Second, "redis_exporter /metrics", func() error {
+		testsupport.Eventually(t, 30*time.Second, "redis_exporter /metrics", func() error {
 			code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", eport))
 			if err != nil {
 				return err
@@ -1216,7 +1203,7 @@ func testPrometheus(t *testing.T, c *containerd, work, root, ref string) {
 		ref, "prometheus", "/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yaml", "--storage.tsdb.path=/prometheus",
 		"--storage.tsdb.retention.time=2d", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
 	for _, p := range []string{"/-/ready", "/-/healthy"} {
-		eventually(t, time.Minute, "prometheus "+p, func() error {
+		testsupport.Eventually(t, time.Minute, "prometheus "+p, func() error {
 			code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d%s", port, p))
 			if err != nil {
 				return err
