@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/darktower/devstack/internal/localstack"
 )
 
@@ -52,14 +54,23 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// go-redis logs every failed dial while devstack waits for Redis; what
+	// failed is in devstack's own message, the rest is noise.
+	redis.SetLogger(quiet{})
 	if err := localstack.Command(ctx, cmd, *stateDir, base, *binDir, *follow, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "devstack:", err)
-		if localstack.IsUsage(err) {
-			os.Exit(2)
+		if ctx.Err() != nil {
+			// Processes already started run on (their own sessions).
+			fmt.Fprintf(os.Stderr, "devstack: %s interrupted; what it started keeps running (make status shows it, make down stops it)\n", cmd)
+			os.Exit(130)
 		}
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(localstack.ExitCode(err))
 	}
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {

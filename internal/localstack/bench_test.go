@@ -110,3 +110,45 @@ func BenchmarkVerifyOneProcessDead(b *testing.B) {
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N)/deadline.Seconds(), "deadline-fraction")
 }
+
+// BenchmarkDown measures `devstack down` of a whole, healthy stack (issue
+// 14 item 9: it used to wait for init to reap each stage's processes).
+//
+//	go test -run '^$' -bench BenchmarkDown -benchtime 1x -count 5 ./internal/localstack/
+func BenchmarkDown(b *testing.B) {
+	d := newDevstack(b)
+	for b.Loop() {
+		b.StopTimer()
+		d.mustRun(b, "up")
+		b.StartTimer()
+		d.mustRun(b, "down")
+	}
+}
+
+// BenchmarkVerifyNothingRunning measures `devstack verify` to its verdict
+// with no stack (after clean) and with the whole stack stopped (after
+// down); issue 14 item 5 wants "nothing is running" within a second.
+//
+//	go test -run '^$' -bench BenchmarkVerifyNothingRunning -benchtime 1x -count 3 ./internal/localstack/
+func BenchmarkVerifyNothingRunning(b *testing.B) {
+	d := newDevstack(b)
+	b.Run("no-stack", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			d.mustRun(b, "clean")
+			b.StartTimer()
+			if out, err := d.run("verify"); err == nil {
+				b.Fatalf("verify passed with no stack:\n%s", out)
+			}
+		}
+	})
+	d.mustRun(b, "up")
+	d.mustRun(b, "down")
+	b.Run("stopped", func(b *testing.B) {
+		for b.Loop() {
+			if out, err := d.run("verify"); err == nil {
+				b.Fatalf("verify passed with the stack stopped:\n%s", out)
+			}
+		}
+	})
+}

@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -24,6 +26,8 @@ const (
 	GCClientID       = "global-controller"
 	MCClientID       = "meeting-controller"
 	VerifierClientID = "verifier"
+	// WebClientID is what a browser or test uses to join meetings.
+	WebClientID = "web-client"
 )
 
 // Secrets are generated once per state directory and never printed.
@@ -33,11 +37,12 @@ type Secrets struct {
 	GCClientSecret       secret.Value
 	MCClientSecret       secret.Value
 	VerifierClientSecret secret.Value
+	WebClientSecret      secret.Value
 }
 
 // NewSecrets generates a fresh set.
 func NewSecrets() (Secrets, error) {
-	var vals [5][]byte
+	var vals [6][]byte
 	for i := range vals {
 		vals[i] = make([]byte, 32)
 		if _, err := rand.Read(vals[i]); err != nil {
@@ -50,6 +55,7 @@ func NewSecrets() (Secrets, error) {
 		GCClientSecret:       secret.New(hex.EncodeToString(vals[2])),
 		MCClientSecret:       secret.New(hex.EncodeToString(vals[3])),
 		VerifierClientSecret: secret.New(hex.EncodeToString(vals[4])),
+		WebClientSecret:      secret.New(hex.EncodeToString(vals[5])),
 	}, nil
 }
 
@@ -192,7 +198,8 @@ type clientEntry struct {
 	Scopes       []string `yaml:"scopes"`
 }
 
-// WriteClientsFile writes AC's clients file (mode 0600) for s.
+// WriteClientsFile writes AC's clients file (mode 0600) for s, and next to
+// it WebClientForm's file.
 func WriteClientsFile(path string, s Secrets) error {
 	doc := struct {
 		Clients []clientEntry `yaml:"clients"`
@@ -200,10 +207,24 @@ func WriteClientsFile(path string, s Secrets) error {
 		{GCClientID, s.GCClientSecret.Reveal(), auth.ServiceGlobalController, []string{auth.ScopeWriteMC}},
 		{MCClientID, s.MCClientSecret.Reveal(), auth.ServiceMeetingController, []string{auth.ScopeWriteGC}},
 		{VerifierClientID, s.VerifierClientSecret.Reveal(), auth.ServiceVerifier, []string{auth.ScopeReadGC}},
+		{WebClientID, s.WebClientSecret.Reveal(), auth.ServiceWebClient, []string{auth.ScopeMeetingJoin}},
 	}}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return err
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {WebClientID},
+		"client_secret": {s.WebClientSecret.Reveal()}, "scope": {auth.ScopeMeetingJoin}}
+	return os.WriteFile(WebClientForm(path), []byte(form.Encode()), 0o600)
+}
+
+// WebClientForm is the file (mode 0600) beside the clients file at
+// clientsFile holding the web-client's token request, form-encoded, so a
+// developer gets a join token with `curl -d @file` and the secret never
+// appears on a command line.
+func WebClientForm(clientsFile string) string {
+	return filepath.Join(filepath.Dir(clientsFile), "web-client.form")
 }

@@ -80,6 +80,9 @@ func TestLocalModeSetsEveryRequiredVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CreateSecrets(); err != nil {
+		t.Fatal(err)
+	}
 	topo := s.Topo
 	cases := []struct {
 		binary string

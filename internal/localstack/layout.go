@@ -1,6 +1,9 @@
 package localstack
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +89,7 @@ type StoredSecrets struct {
 	GCClientSecret       string `json:"gc_client_secret"`
 	MCClientSecret       string `json:"mc_client_secret"`
 	VerifierClientSecret string `json:"verifier_client_secret"`
+	WebClientSecret      string `json:"web_client_secret,omitempty"`
 }
 
 // Secrets returns the service secrets.
@@ -96,23 +100,55 @@ func (s StoredSecrets) Secrets() Secrets {
 		GCClientSecret:       secret.New(s.GCClientSecret),
 		MCClientSecret:       secret.New(s.MCClientSecret),
 		VerifierClientSecret: secret.New(s.VerifierClientSecret),
+		WebClientSecret:      secret.New(s.webClientSecret()),
 	}
 }
 
-// LoadOrCreateSecrets reads secrets.json, creating it on first run.
-func (l Layout) LoadOrCreateSecrets() (StoredSecrets, error) {
+// webClientSecret is the stored web-client secret. A secrets.json written
+// before that client existed has none: it gets one derived from its signing
+// key, the same on every run, so that state keeps working unchanged.
+func (s StoredSecrets) webClientSecret() string {
+	if s.WebClientSecret != "" {
+		return s.WebClientSecret
+	}
+	m := hmac.New(sha256.New, []byte(s.SigningKey))
+	m.Write([]byte(WebClientID))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// ErrNoStack is LoadSecrets' error when the state directory holds no stack:
+// `make up` never ran there, or `make clean` removed it.
+var ErrNoStack = errors.New("no stack")
+
+// LoadSecrets reads secrets.json and never writes: read-only commands
+// (status, verify, logs) use it.
+func (l Layout) LoadSecrets() (StoredSecrets, error) {
 	path := l.Path("secrets.json")
 	var st StoredSecrets
 	b, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(b, &st); err != nil {
-			return st, fmt.Errorf("%s: not valid JSON (delete it with `make clean` to start over): %w", path, err)
-		}
-		return st, nil
+	if errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("%w in %s", ErrNoStack, l.StateDir)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return st, err
 	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: not valid JSON (delete it with `make clean` to start over): %w", path, err)
+	}
+	return st, nil
+}
+
+// LoadOrCreateSecrets reads secrets.json, creating it on first run. Only
+// `make up` calls it, under the state directory's lock; the file appears
+// whole or not at all (written aside, then linked into place, which fails
+// rather than replace one that exists), so the secrets a running Postgres
+// and Redis were given are never replaced.
+func (l Layout) LoadOrCreateSecrets() (StoredSecrets, error) {
+	st, err := l.LoadSecrets()
+	if !errors.Is(err, ErrNoStack) {
+		return st, err
+	}
+	path := l.Path("secrets.json")
 	gen, err := NewSecrets()
 	if err != nil {
 		return st, err
@@ -133,10 +169,31 @@ func (l Layout) LoadOrCreateSecrets() (StoredSecrets, error) {
 		GCClientSecret:       gen.GCClientSecret.Reveal(),
 		MCClientSecret:       gen.MCClientSecret.Reveal(),
 		VerifierClientSecret: gen.VerifierClientSecret.Reveal(),
+		WebClientSecret:      gen.WebClientSecret.Reveal(),
 	}
-	b, _ = json.MarshalIndent(st, "", "  ")
+	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.MkdirAll(l.StateDir, 0o755); err != nil {
 		return st, err
 	}
-	return st, os.WriteFile(path, b, 0o600)
+	tmp, err := os.CreateTemp(l.StateDir, ".secrets-*.json")
+	if err != nil {
+		return st, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return st, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return l.LoadSecrets() // another writer won; its secrets stand
+	} else if err != nil {
+		return st, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return st, nil
 }

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -20,98 +22,118 @@ func (l Layout) LogSources() map[string]string {
 		src[strings.TrimSuffix(filepath.Base(f), ".log")] = f
 	}
 	src["postgres"] = l.Path("postgres", "postgres.json")
+	// What Postgres says before its logging collector runs (pg_ctl -l).
+	src["postgres-start"] = l.Path("postgres", "postgres.log")
 	return src
 }
 
 var palette = []string{"31", "32", "33", "34", "35", "36", "91", "92", "93", "94", "95", "96"}
 
-// FollowLogs prints the last lines of every process's log, then follows
-// them until ctx ends, each line prefixed with its process (coloured when
-// colour is true).
-func (l Layout) FollowLogs(ctx context.Context, w io.Writer, last int, follow, colour bool) error {
-	src := l.LogSources()
-	names := make([]string, 0, len(src))
-	width := 0
-	for n := range src {
-		names = append(names, n)
-		width = max(width, len(n))
-	}
-	sort.Strings(names)
-	lines := make(chan string, 256)
-	done := make(chan struct{})
-	go func() {
-		for line := range lines {
-			fmt.Fprintln(w, line)
-		}
-		close(done)
-	}()
-	finished := make(chan struct{}, len(names))
-	for i, n := range names {
-		prefix := fmt.Sprintf("%-*s | ", width, n)
-		if colour {
-			prefix = "\033[" + palette[i%len(palette)] + "m" + prefix + "\033[0m"
-		}
-		go func() {
-			tailFile(ctx, src[n], last, follow, func(s string) { lines <- prefix + s })
-			finished <- struct{}{}
-		}()
-	}
-	for range names {
-		<-finished
-	}
-	close(lines)
-	<-done
-	return nil
+// followed is one log file being read.
+type followed struct {
+	f       *os.File
+	r       *bufio.Reader
+	ino     uint64
+	off     int64 // bytes read so far
+	partial string
 }
 
-// tailFile emits the last n lines of path, then new lines as they arrive.
-func tailFile(ctx context.Context, path string, n int, follow bool, emit func(string)) {
-	var f *os.File
-	for f == nil {
-		var err error
-		if f, err = os.Open(path); err != nil {
-			if !follow {
-				return
+// FollowLogs prints the last lines of every process's log, then follows
+// them until ctx ends, each line prefixed with its process (coloured when
+// colour is true). Files are followed by name: a log that appears later (a
+// new process, a new stack after `make clean` and `make up`) is read from
+// its start, and one replaced or truncated is read again from its start.
+func (l Layout) FollowLogs(ctx context.Context, w io.Writer, last int, follow, colour bool) error {
+	open := map[string]*followed{} // by path
+	defer func() {
+		for _, t := range open {
+			t.f.Close()
+		}
+	}()
+	first := true
+	for {
+		src := l.LogSources()
+		names := make([]string, 0, len(src))
+		width := 0
+		for n := range src {
+			names = append(names, n)
+			width = max(width, len(n))
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			path := src[n]
+			prefix := fmt.Sprintf("%-*s | ", width, n)
+			if colour {
+				h := fnv.New32a()
+				h.Write([]byte(n))
+				prefix = "\033[" + palette[h.Sum32()%uint32(len(palette))] + "m" + prefix + "\033[0m"
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(500 * time.Millisecond):
+			emit := func(s string) { fmt.Fprintln(w, prefix+s) }
+			t := open[path]
+			var ino uint64
+			fi, err := os.Stat(path)
+			if err == nil {
+				ino = fi.Sys().(*syscall.Stat_t).Ino
 			}
+			if t != nil && (err != nil || ino != t.ino || fi.Size() < t.off) {
+				t.read(emit) // what the old file got before it went
+				t.f.Close()
+				delete(open, path)
+				t = nil
+			}
+			if err != nil {
+				continue
+			}
+			if t == nil {
+				f, err := os.Open(path)
+				if err != nil {
+					continue
+				}
+				t = &followed{f: f, r: bufio.NewReader(f), ino: ino}
+				open[path] = t
+				if first {
+					t.skipToLast(last, emit)
+					continue
+				}
+			}
+			t.read(emit)
+		}
+		if !follow {
+			return nil
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
+}
+
+// skipToLast emits the last n complete lines of the file.
+func (t *followed) skipToLast(n int, emit func(string)) {
 	var ring []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			break
-		}
-		ring = append(ring, strings.TrimRight(line, "\n"))
+	t.read(func(s string) {
+		ring = append(ring, s)
 		if len(ring) > n {
 			ring = ring[1:]
 		}
+	})
+	for _, s := range ring {
+		emit(s)
 	}
-	for _, l := range ring {
-		emit(l)
-	}
-	if !follow {
-		return
-	}
-	var partial string
+}
+
+// read emits every complete line that arrived; a partial one waits.
+func (t *followed) read(emit func(string)) {
 	for {
-		line, err := r.ReadString('\n')
-		if err == nil {
-			emit(strings.TrimRight(partial+line, "\n"))
-			partial = ""
-			continue
-		}
-		partial += line
-		select {
-		case <-ctx.Done():
+		line, err := t.r.ReadString('\n')
+		t.off += int64(len(line))
+		if err != nil {
+			t.partial += line
 			return
-		case <-time.After(200 * time.Millisecond):
 		}
+		emit(strings.TrimRight(t.partial+line, "\n"))
+		t.partial = ""
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/darktower/devstack/infra/observability"
 	"github.com/darktower/devstack/internal/pgcluster"
+	"github.com/darktower/devstack/internal/procs"
 	"github.com/darktower/devstack/internal/secret"
 )
 
@@ -30,9 +31,12 @@ type Stack struct {
 	Out     io.Writer
 	Secrets StoredSecrets
 	Topo    *Topology
+	noStack error // why there is no stack yet (ErrNoStack), nil when there is
 }
 
-// Open loads (or creates) the state directory's secrets and configuration.
+// Open reads the state directory's secrets and configuration and writes
+// nothing: without a stack (before the first `make up`, after `make clean`)
+// the secrets are empty and Exists says why; Up creates them.
 func Open(stateDir string, base int, binDir string, out io.Writer) (*Stack, error) {
 	if base < 1024 || base+PortSpan > 65535 {
 		return nil, fmt.Errorf("PORT_BASE: expected a port from 1024 to %d, got %d", 65535-PortSpan, base)
@@ -45,13 +49,36 @@ func Open(stateDir string, base int, binDir string, out io.Writer) (*Stack, erro
 		return nil, err
 	}
 	l := Layout{StateDir: abs, Base: base}
-	st, err := l.LoadOrCreateSecrets()
-	if err != nil {
+	s := &Stack{Layout: l, BinDir: binDir, Out: out}
+	st, err := l.LoadSecrets()
+	if errors.Is(err, ErrNoStack) {
+		s.noStack = err
+	} else if err != nil {
 		return nil, err
 	}
-	s := &Stack{Layout: l, BinDir: binDir, Out: out, Secrets: st}
-	s.Topo = l.Topology(st.Secrets(), secret.New(st.PostgresPassword), secret.New(st.RedisPassword))
+	s.useSecrets(st)
 	return s, nil
+}
+
+func (s *Stack) useSecrets(st StoredSecrets) {
+	s.Secrets = st
+	s.Topo = s.Topology(st.Secrets(), secret.New(st.PostgresPassword), secret.New(st.RedisPassword))
+}
+
+// Exists returns nil when the state directory holds a stack (its secrets),
+// else an error saying there is none.
+func (s *Stack) Exists() error { return s.noStack }
+
+// CreateSecrets creates the stack's secrets on first run (LoadOrCreateSecrets);
+// `devstack up` calls it holding the state directory's lock.
+func (s *Stack) CreateSecrets() error {
+	st, err := s.LoadOrCreateSecrets()
+	if err != nil {
+		return err
+	}
+	s.useSecrets(st)
+	s.noStack = nil
+	return nil
 }
 
 // component is one part of the stack in start order.
@@ -60,9 +87,13 @@ type component struct {
 	name    string
 	ports   []int
 	udp     []int
-	running func() bool
+	state   func() procs.State // what its pid file says, identity checked
+	running func() bool        // state().Running
 	start   func(ctx context.Context) error
 	ready   func(ctx context.Context) error
+	// exited says how the process ended when it died after start, while
+	// this command still waits for it; "" while it runs.
+	exited func() string
 }
 
 func (s *Stack) cluster() (*pgcluster.Cluster, error) {
@@ -72,12 +103,21 @@ func (s *Stack) cluster() (*pgcluster.Cluster, error) {
 func (s *Stack) bin(name string) string { return filepath.Join(s.BinDir, name) }
 
 func (s *Stack) proc(name, path string, env map[string]string, args ...string) component {
+	var child *procs.Child
 	return component{
 		name:    name,
-		running: func() bool { _, ok := s.Running(name); return ok },
+		state:   func() procs.State { return s.Check(name) },
+		running: func() bool { return s.Check(name).Running },
 		start: func(context.Context) error {
-			_, err := s.Start(Proc{Name: name, Path: path, Env: env, Args: args})
+			var err error
+			child, err = s.Launch(Proc{Name: name, Path: path, Env: env, Args: args})
 			return err
+		},
+		exited: func() string {
+			if child == nil {
+				return ""
+			}
+			return child.Status()
 		},
 	}
 }
@@ -86,22 +126,30 @@ func (s *Stack) components() []component {
 	t := s.Topo
 	var cs []component
 
+	// Only starting Postgres goes through pgcluster (pg_ctl as the server
+	// user, which may change the state directory's parents): its state and
+	// its stop read and signal the postmaster directly, identity checked.
 	pg := component{
-		name:  "postgres",
-		ports: []int{s.PostgresPort()},
-		running: func() bool {
-			c, err := s.cluster()
-			return err == nil && c.Initialized() && c.Running()
+		name:    "postgres",
+		ports:   []int{s.PostgresPort()},
+		state:   s.postgresState,
+		running: func() bool { return s.postgresState().Running },
+		start:   s.startPostgres,
+		ready:   s.postgresReady,
+		exited: func() string {
+			if st := s.postgresState(); !st.Running {
+				return st.Reason
+			}
+			return ""
 		},
-		start: s.startPostgres,
-		ready: s.postgresReady,
 	}
 	rd := s.proc("redis", programPath("redis-server"), nil, s.Path("config", "redis.conf"))
 	rd.ports = []int{s.RedisPort()}
 	rd.ready = s.redisReady
 	cs = append(cs, pg, rd)
 
-	mig := component{stage: 1, name: "db-migrate", running: func() bool { return false }, start: s.migrate}
+	mig := component{stage: 1, name: "db-migrate", running: func() bool { return false }, start: s.migrate,
+		state: func() procs.State { return procs.State{Reason: "runs once per up"} }}
 	cs = append(cs, mig)
 
 	for i := range t.AC {
@@ -208,6 +256,9 @@ func (s *Stack) writeConfig() error {
 		"appendonly yes",
 		"appendfsync everysec",
 		"daemonize no",
+		// Its process title would overwrite the environment, and with it
+		// the marker that finds a Redis a killed devstack left unrecorded.
+		"set-proc-title no",
 		"requirepass " + s.Secrets.RedisPassword,
 		`rename-command FLUSHALL ""`,
 		`rename-command FLUSHDB ""`,
@@ -242,12 +293,24 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err := s.writeConfig(); err != nil {
 		return err
 	}
+	// pgcluster writes the superuser's password there for initdb and removes
+	// it after; a devstack killed during initdb left it behind.
+	if err := os.Remove(s.Path("postgres", ".pwfile")); err == nil {
+		fmt.Fprintf(s.Out, "  %-18s removed the password file an interrupted initdb left behind\n", "postgres")
+	}
+	if err := s.stopUnrecorded(s.Out); err != nil {
+		return err
+	}
 	// Check every port first, so a busy one is reported before anything starts.
 	var todo []component
 	for _, c := range s.components() {
-		if c.running() {
+		st := c.state()
+		if st.Running {
 			fmt.Fprintf(s.Out, "  %-18s already running\n", c.name)
 			continue
+		}
+		if st.Stale && c.name != "postgres" { // startPostgres deals with its own
+			fmt.Fprintf(s.Out, "  %-18s %s; left alone\n", c.name, st.Reason)
 		}
 		for _, p := range c.ports {
 			if err := CheckPort(p, false); err != nil {
@@ -264,12 +327,25 @@ func (s *Stack) Up(ctx context.Context) error {
 	var mu sync.Mutex
 	return byStage(todo, false, func(c component) error {
 		began := time.Now()
+		mark := s.logMark(c.name)
 		if err := c.start(ctx); err != nil {
-			return fmt.Errorf("%s: %w%s", c.name, err, s.tail(c.name))
+			return fmt.Errorf("%s: %w%s", c.name, err, s.tailSince(c.name, mark))
 		}
 		if c.ready != nil {
-			if err := waitFor(ctx, 60*time.Second, c.ready); err != nil {
-				return fmt.Errorf("%s did not become ready: %w%s", c.name, err, s.tail(c.name))
+			// A process that dies while being waited for is reported at
+			// once, with how it ended and what it wrote this time.
+			err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+				if how := c.exited(); how != "" {
+					return permanent{fmt.Errorf("%s exited while starting: %s", c.name, how)}
+				}
+				return c.ready(ctx)
+			})
+			var p permanent
+			if errors.As(err, &p) {
+				return fmt.Errorf("%w%s", p.error, s.tailSince(c.name, mark))
+			}
+			if err != nil {
+				return fmt.Errorf("%s did not become ready: %w%s", c.name, err, s.tailSince(c.name, mark))
 			}
 		}
 		mu.Lock()
@@ -316,10 +392,13 @@ func (s *Stack) Down() error {
 	_ = byStage(s.components(), true, func(c component) error {
 		var err error
 		if c.name == "postgres" {
-			if cl, cerr := s.cluster(); cerr == nil && cl.Initialized() {
-				err = cl.Stop()
-			}
+			err = s.stopPostgres()
 		} else {
+			if st := s.Check(c.name); st.Stale {
+				mu.Lock()
+				fmt.Fprintf(s.Out, "  %-18s %s; left alone\n", c.name, st.Reason)
+				mu.Unlock()
+			}
 			err = s.Stop(c.name, 20*time.Second)
 		}
 		if err != nil {
@@ -334,6 +413,9 @@ func (s *Stack) Down() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.stopUnrecorded(s.Out); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -346,6 +428,11 @@ func (s *Stack) Clean() error {
 }
 
 func (s *Stack) startPostgres(ctx context.Context) error {
+	if st := s.postgresState(); st.Stale {
+		if err := s.clearStalePostmasterPid(st); err != nil {
+			return err
+		}
+	}
 	c, err := s.cluster()
 	if err != nil {
 		return err
@@ -356,9 +443,17 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 			return err
 		}
 	}
-	// After a crash the old backends may hold shared memory for a moment.
+	// After a crash the old backends may hold shared memory, and the old
+	// postmaster's pid may be a zombie init has not reaped, for a moment;
+	// any other failure is final (the caller shows what the server wrote).
+	mark := s.logMark("postgres")
 	if err := waitFor(ctx, 20*time.Second, func(context.Context) error {
-		return c.Start("logging_collector=on", "log_destination=jsonlog", "log_directory="+c.Dir, "log_filename=postgres")
+		err := c.Start("logging_collector=on", "log_destination=jsonlog", "log_directory="+c.Dir, "log_filename=postgres")
+		said := s.tailSince("postgres", mark)
+		if err != nil && !strings.Contains(said, "shared memory") && !strings.Contains(said, `lock file "postmaster.pid" already exists`) {
+			return permanent{err}
+		}
+		return err
 	}); err != nil {
 		return err
 	}
@@ -404,21 +499,64 @@ func (s *Stack) migrate(ctx context.Context) error {
 	return s.RunOnce(ctx, Proc{Name: "db-migrate", Path: s.bin("db-migrate"), Env: s.Topo.MigrateEnv()})
 }
 
-// tail returns the last lines of a process's log for an error message.
-func (s *Stack) tail(name string) string {
-	path := s.LogFile(name)
+// logsOf are the files a process writes: Postgres writes to postgres.log
+// (pg_ctl -l) until its logging collector runs, then to postgres.json.
+func (s *Stack) logsOf(name string) []string {
 	if name == "postgres" {
-		path = filepath.Join(s.Path("postgres"), "postgres.json")
+		return []string{s.Path("postgres", "postgres.log"), s.Path("postgres", "postgres.json")}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
+	return []string{s.LogFile(name)}
+}
+
+// logMark records how long each of a process's logs is, for tailSince.
+func (s *Stack) logMark(name string) map[string]int64 {
+	m := map[string]int64{}
+	for _, p := range s.logsOf(name) {
+		if fi, err := os.Stat(p); err == nil {
+			m[p] = fi.Size()
+		}
+	}
+	return m
+}
+
+// tail returns the last lines of the log a process wrote last, for an
+// error message.
+func (s *Stack) tail(name string) string {
+	var newest string
+	var at time.Time
+	for _, p := range s.logsOf(name) {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > 0 && !fi.ModTime().Before(at) {
+			newest, at = p, fi.ModTime()
+		}
+	}
+	if newest == "" {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 10 {
-		lines = lines[len(lines)-10:]
+	return s.tailSince(name, map[string]int64{}, newest)
+}
+
+// tailSince returns the last lines each of a process's logs got after
+// mark (logMark), or says that it wrote nothing; only is a subset of files.
+func (s *Stack) tailSince(name string, mark map[string]int64, only ...string) string {
+	var out string
+	for _, p := range s.logsOf(name) {
+		if len(only) > 0 && !slices.Contains(only, p) {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || int64(len(b)) <= mark[p] {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b[mark[p]:]), "\n"), "\n")
+		if len(lines) > 10 {
+			lines = lines[len(lines)-10:]
+		}
+		out += "\n  last lines of " + p + ":\n    " + strings.Join(lines, "\n    ")
 	}
-	return "\n  last lines of " + path + ":\n    " + strings.Join(lines, "\n    ")
+	if out == "" {
+		return "\n  (nothing new in " + strings.Join(s.logsOf(name), " or ") + ")"
+	}
+	return out
 }
 
 func httpReady(url string) func(context.Context) error {
@@ -437,7 +575,11 @@ func httpReady(url string) func(context.Context) error {
 	}
 }
 
-// waitFor polls f until it succeeds or timeout passes.
+// permanent is an error waitFor does not retry: waiting cannot help.
+type permanent struct{ error }
+
+// waitFor polls f until it succeeds, fails for good (permanent) or timeout
+// passes.
 func waitFor(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -445,6 +587,9 @@ func waitFor(ctx context.Context, timeout time.Duration, f func(context.Context)
 		err := f(ctx)
 		if err == nil {
 			return nil
+		}
+		if errors.As(err, new(permanent)) {
+			return err
 		}
 		select {
 		case <-ctx.Done():

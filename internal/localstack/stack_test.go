@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/procs"
+	"github.com/darktower/devstack/internal/secret"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -66,6 +67,9 @@ func newDevstack(t testing.TB) *devstack {
 		if out, err := d.run("down"); err != nil {
 			t.Errorf("cleanup down: %v\n%s", err, out)
 		}
+		if left := procs.Dir(d.stateDir).Unrecorded(); len(left) > 0 {
+			t.Errorf("processes of %s still running after down: %v", d.stateDir, left)
+		}
 	})
 	return d
 }
@@ -105,30 +109,35 @@ type joinAnswer struct {
 	URL          string `json:"webtransport_url"`
 }
 
-func join(t *testing.T, base int, code string) joinAnswer {
+// join runs the join command `up` prints: a web-client token from AC, then
+// the join at GC with it.
+func join(t *testing.T, d *devstack, code string) joinAnswer {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/meetings/%s/join", base+10, code)
-	resp, err := http.Post(url, "application/json", nil)
-	if err != nil {
-		t.Fatalf("join: %v", err)
-	}
-	defer resp.Body.Close()
+	out, err := exec.Command("sh", "-c", d.topology().JoinCommand(code, "")).CombinedOutput()
 	var j joinAnswer
-	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != http.StatusOK || j.ControllerID == "" {
-		t.Fatalf("join %s: %s, %+v, %v", code, resp.Status, j, err)
+	if err != nil || json.Unmarshal(out, &j) != nil || j.ControllerID == "" {
+		t.Fatalf("join %s: %v: %s", code, err, out)
 	}
 	return j
+}
+
+// topology is the stack's wiring; its secrets are not needed for addresses.
+func (d *devstack) topology() *localstack.Topology {
+	return d.layout().Topology(localstack.Secrets{}, secret.New(""), secret.New(""))
 }
 
 func TestUpDownUpReusesData(t *testing.T) {
 	d := newDevstack(t)
 	out := d.up()
-	for _, want := range []string{"postgres           started", "initdb", "mc-1               started", "prometheus         started", "GC API", "14 passed, 0 failed", "verified healthy"} {
+	for _, want := range []string{"postgres           started", "initdb", "mc-1               started", "prometheus         started", "GC API", "16 passed, 0 failed", "verified healthy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up output lacks %q:\n%s", want, out)
 		}
 	}
-	first := join(t, d.base, "persisted-1")
+	if want := "join a meeting " + d.topology().JoinCommand("demo", strings.Repeat(" ", 17)); !strings.Contains(out, want) {
+		t.Errorf("up output lacks %q:\n%s", want, out)
+	}
+	first := join(t, d, "persisted-1")
 
 	if out, err := d.run("down"); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)
@@ -163,7 +172,7 @@ func TestUpDownUpReusesData(t *testing.T) {
 	t.Logf("warm up took %v", time.Since(began))
 
 	// The Redis AOF and the Postgres cluster kept what the first run wrote.
-	st, err := d.layout().LoadOrCreateSecrets()
+	st, err := d.layout().LoadSecrets()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,8 +191,8 @@ func TestUpDownUpReusesData(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM meeting_assignments WHERE meeting_id = 'persisted-1'").Scan(&rows); err != nil || rows == 0 {
 		t.Errorf("assignment rows for persisted-1 after restart: %d, %v", rows, err)
 	}
-	join(t, d.base, "persisted-1")
-	join(t, d.base, "fresh-after-restart")
+	join(t, d, "persisted-1")
+	join(t, d, "fresh-after-restart")
 
 	// A second up with everything running changes nothing.
 	if out := d.up(); strings.Count(out, "already running") != 12 {

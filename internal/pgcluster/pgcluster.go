@@ -48,12 +48,6 @@ func New(dir string, port int, superuser string) (*Cluster, error) {
 	}
 	c.cred = cred
 	if cred != nil {
-		// The server user must be able to reach dir through its parents.
-		for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
-			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				_ = os.Chmod(d, fi.Mode().Perm()|0o111)
-			}
-		}
 		if err := c.chownTree(dir); err != nil {
 			return nil, err
 		}
@@ -76,6 +70,17 @@ func (c *Cluster) Initialized() bool {
 // Init runs initdb with scram-sha-256 auth and the superuser's password,
 // passed through a file that is removed afterwards (never an argument).
 func (c *Cluster) Init(password string, fast bool) error {
+	if c.cred != nil {
+		// The server user must reach Dir through its parents: search
+		// permission for others, added once here and only where missing.
+		for d := filepath.Dir(c.Dir); d != "/" && d != "."; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+					return fmt.Errorf("letting the server user reach %s: %w", c.Dir, err)
+				}
+			}
+		}
+	}
 	pwfile := filepath.Join(c.Dir, ".pwfile")
 	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
 		return err

@@ -5,6 +5,7 @@
 package procs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,8 +26,16 @@ type Proc struct {
 	Name string
 	Path string
 	Args []string
-	Env  map[string]string // exactly what the process gets, plus PATH and HOME
+	Env  map[string]string // exactly what the process gets, plus PATH, HOME and the marker
 }
+
+// markerVar is in the environment of every process started here, naming the
+// directory and the name it was started for. A command killed between
+// starting a child and writing its pid file leaves that child running
+// unrecorded; the marker lets the next command find it (Unrecorded).
+const markerVar = "DARKTOWER_PROC"
+
+func (d Dir) marker(name string) string { return markerVar + "=" + d.abs() + "/" + name }
 
 // Dir is a directory holding run/<name>.pid and logs/<name>.log; processes
 // start with it as their working directory.
@@ -39,27 +48,97 @@ func (d Dir) path(elem ...string) string {
 // pidFile is where a process is tracked.
 func (d Dir) pidFile(name string) string { return d.path("run", name+".pid") }
 
+// exitFile is where Launch records how a process ended.
+func (d Dir) exitFile(name string) string { return d.path("run", name+".exit") }
+
 // LogFile is where a process's output goes.
 func (d Dir) LogFile(name string) string { return d.path("logs", name+".log") }
 
 // Start launches p detached and records its pid.
 func (d Dir) Start(p Proc) (int, error) {
-	cmd, err := d.command(p)
-	if err != nil {
+	c, err := d.Launch(p)
+	if c == nil {
 		return 0, err
 	}
+	return c.Pid, err
+}
+
+// Child is a process Launch started; Done closes when it exits while this
+// program still runs, and Status then says how it ended.
+type Child struct {
+	Pid    int
+	Done   <-chan struct{}
+	status string
+}
+
+// Status is how the child ended ("exit status 1", "signal: killed"); empty
+// while it runs.
+func (c *Child) Status() string {
+	select {
+	case <-c.Done:
+		return c.status
+	default:
+		return ""
+	}
+}
+
+// Launch starts p detached and records its pid with what identifies the
+// process (boot, start time, executable), so a later command never mistakes a
+// reused pid for it. While this program runs it reaps the child and writes
+// how it ended to run/<name>.exit; after this program exits, init reaps it.
+func (d Dir) Launch(p Proc) (*Child, error) {
+	cmd, err := d.command(p)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(d.exitFile(p.Name)) // a previous run's ending
 	err = cmd.Start()
 	cmd.Stdout.(*os.File).Close() // the child has its own copy
 	if err != nil {
-		return 0, fmt.Errorf("starting %s (%s): %w", p.Name, p.Path, err)
+		return nil, fmt.Errorf("starting %s (%s): %w", p.Name, p.Path, err)
 	}
-	pid := cmd.Process.Pid
-	// Reap it if it dies while this program still runs; after we exit, init does.
-	go func() { _ = cmd.Wait() }()
-	if err := os.WriteFile(d.pidFile(p.Name), []byte(strconv.Itoa(pid)+"\n"+p.Path+"\n"), 0o644); err != nil {
-		return pid, err
+	done := make(chan struct{})
+	c := &Child{Pid: cmd.Process.Pid, Done: done}
+	// Start returns after the exec, so exe is the program's, and the start
+	// time is the fork's; both are read before the child could be reaped.
+	id, idErr := identify(c.Pid)
+	var werr error
+	if idErr == nil {
+		rec := fmt.Sprintf("%d\n%s\nboot=%s\nstart=%d\nexe=%s\n", c.Pid, p.Path, bootID(), id.start, id.exe)
+		werr = writeAtomic(d.pidFile(p.Name), []byte(rec))
 	}
-	return pid, nil
+	go func() {
+		err := cmd.Wait()
+		c.status = "exit status 0"
+		if err != nil {
+			c.status = err.Error()
+		}
+		if Recorded(d.pidFile(p.Name)) == c.Pid {
+			_ = os.WriteFile(d.exitFile(p.Name), []byte(c.status+"\n"), 0o644)
+		}
+		close(done)
+	}()
+	if idErr != nil {
+		if Alive(c.Pid) {
+			// Untracked it could not be stopped later; it is our own child.
+			_ = syscall.Kill(-c.Pid, syscall.SIGKILL)
+			return c, fmt.Errorf("%s (pid %d) killed: its identity is unreadable: %w", p.Name, c.Pid, idErr)
+		}
+		// Its executable is unreadable once it has exited.
+		<-done
+		return c, fmt.Errorf("%s (pid %d) exited at once (%s)", p.Name, c.Pid, c.status)
+	}
+	return c, werr
+}
+
+// writeAtomic replaces path with b through a rename, so a reader never sees
+// half a pid file.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // RunOnce runs p to completion with its output in its log file.
@@ -99,7 +178,7 @@ func (d Dir) command(p Proc) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(p.Path, p.Args...)
-	cmd.Env = Environ(p.Env)
+	cmd.Env = append(Environ(p.Env), d.marker(p.Name))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = string(d)
@@ -116,30 +195,157 @@ func Environ(env map[string]string) []string {
 	return out
 }
 
-// Running returns the pid of a tracked process that is still alive and still
-// runs the same program (a reused pid is not ours).
+// Running returns the pid of a tracked process that is still alive and
+// provably the one started (see Check); the pid is returned even when not.
 func (d Dir) Running(name string) (int, bool) {
+	st := d.Check(name)
+	return st.Pid, st.Running
+}
+
+// State is what a pid file says about its process.
+type State struct {
+	Pid     int    // the recorded pid, 0 without a pid file
+	Running bool   // alive and provably the process that was started
+	Stale   bool   // the pid is alive but not provably ours: never signal it
+	Reason  string // why not running, for people
+}
+
+// Check reads run/<name>.pid. The pid counts as ours only when the process
+// has the recorded boot and start time (/proc/<pid>/stat field 22: no two
+// processes share them) and is the recorded executable or runs in d, where
+// it was started (a wrapper that execs its program changes executable); a
+// pid reused after a reboot or by the kernel is another process, and a
+// process whose identity cannot be read is not provably ours.
+func (d Dir) Check(name string) State {
 	b, err := os.ReadFile(d.pidFile(name))
 	if err != nil {
-		return 0, false
+		return State{Reason: "not started (no pid file " + d.pidFile(name) + ")"}
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	pid, err := strconv.Atoi(lines[0])
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	if !Alive(pid) {
-		return pid, false
-	}
-	if len(lines) > 1 {
-		// /proc/<pid>/exe is the resolved file (Debian's redis-server is a symlink).
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		want, werr := filepath.EvalSymlinks(lines[1])
-		if err == nil && werr == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(want) {
-			return pid, false
+	rec := parseRecord(b)
+	st := State{Pid: rec.pid}
+	switch {
+	case rec.pid <= 0:
+		st.Reason = "unreadable pid file " + d.pidFile(name)
+	case !Alive(rec.pid):
+		st.Reason = fmt.Sprintf("pid %d has exited", rec.pid)
+		if e, err := os.ReadFile(d.exitFile(name)); err == nil {
+			st.Reason += " (" + strings.TrimSpace(string(e)) + ")"
+		} else {
+			st.Reason += " (its exit status was not seen: it ran detached after devstack up returned)"
+		}
+	default:
+		id, err := identify(rec.pid)
+		switch {
+		case err != nil:
+			st.Stale, st.Reason = true, fmt.Sprintf("stale pid file: pid %d is alive but its identity cannot be read (%v), so it is not provably ours", rec.pid, err)
+		case rec.start == 0 || rec.boot == "":
+			st.Stale, st.Reason = true, fmt.Sprintf("stale pid file: it records no boot and start time, so pid %d (%s) is not provably ours", rec.pid, id.exe)
+		case rec.boot != bootID():
+			st.Stale, st.Reason = true, fmt.Sprintf("stale pid file from before a reboot: pid %d is now another process (%s)", rec.pid, id.exe)
+		case id.start != rec.start || (id.exe != rec.exe && id.cwd != d.abs()):
+			st.Stale, st.Reason = true, fmt.Sprintf("stale pid file: pid %d is now another process (%s, started at tick %d; recorded %s at tick %d)", rec.pid, id.exe, id.start, rec.exe, rec.start)
+		default:
+			st.Running = true
 		}
 	}
-	return pid, true
+	return st
+}
+
+// Recorded is the pid a pid file names, 0 when there is none.
+func Recorded(pidFile string) int {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	return parseRecord(b).pid
+}
+
+type record struct {
+	pid   int
+	boot  string
+	start uint64
+	exe   string
+}
+
+// parseRecord reads a pid file: the pid, the program as started, then
+// boot=<boot id>, start=<ticks> and exe=<path> (older files have none).
+func parseRecord(b []byte) record {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var r record
+	r.pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	for _, l := range lines[1:] {
+		if v, ok := strings.CutPrefix(l, "boot="); ok {
+			r.boot = v
+		} else if v, ok := strings.CutPrefix(l, "start="); ok {
+			r.start, _ = strconv.ParseUint(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(l, "exe="); ok {
+			r.exe = v
+		}
+	}
+	return r
+}
+
+// identity is what tells one process from another that later got its pid.
+type identity struct {
+	start uint64 // clock ticks after boot, /proc/<pid>/stat field 22
+	exe   string // the executable, as /proc/<pid>/exe resolves it
+	cwd   string // its working directory, "" when unreadable
+}
+
+func identify(pid int) (identity, error) {
+	start, _, _, err := Stat(pid)
+	if err != nil {
+		return identity{}, err
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		// A kernel thread has no executable; one we cannot read is not ours.
+		return identity{}, fmt.Errorf("no readable executable: %w", err)
+	}
+	cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	// A binary rebuilt while it runs (make build) shows as "(deleted)".
+	return identity{start: start, exe: strings.TrimSuffix(exe, " (deleted)"), cwd: cwd}, nil
+}
+
+// bootID tells this boot from the previous ones: start times count from boot.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// abs is d as an absolute path, as /proc/<pid>/cwd shows it.
+func (d Dir) abs() string {
+	a, err := filepath.Abs(string(d))
+	if err != nil {
+		return string(d)
+	}
+	if r, err := filepath.EvalSymlinks(a); err == nil {
+		return r
+	}
+	return a
+}
+
+// Stat reads /proc/<pid>/stat: the start time in clock ticks after boot
+// (field 22), the process group (field 5) and the state (field 3, 'Z' for
+// a zombie).
+func Stat(pid int) (start uint64, pgrp int, state byte, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses; the
+	// fields after it start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	pgrp, _ = strconv.Atoi(f[2])
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return start, pgrp, f[0][0], err
 }
 
 // Alive reports whether pid runs: it exists and is not a zombie (exited,
@@ -148,25 +354,73 @@ func Alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	// A zombie has exited; only its parent has not collected it yet.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-		return false
-	}
-	return true
+	_, _, state, err := Stat(pid)
+	return err != nil || state != 'Z'
 }
 
 // Stop sends SIGTERM to the process's whole group, waits up to grace, then
 // SIGKILLs what is left, and removes the pid file. Nothing is left orphaned.
+// A pid that is not provably ours (Check) is never signalled.
 func (d Dir) Stop(name string, grace time.Duration) error {
-	pid, ok := d.Running(name)
+	st := d.Check(name)
+	defer os.Remove(d.exitFile(name))
 	defer os.Remove(d.pidFile(name))
-	if !ok {
+	if !st.Running {
 		return nil
 	}
+	return stopGroup(name, st.Pid, grace)
+}
+
+// Unrecorded finds the processes started here that no pid file names, by
+// name: session leaders of this user carrying the marker of d, other than
+// the recorded processes (their own children carry it too, but lead no
+// session).
+func (d Dir) Unrecorded() map[string][]int {
+	prefix := []byte(d.marker(""))
+	found := map[string][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, pgrp, state, err := Stat(pid); err != nil || pgrp != pid || state == 'Z' {
+			continue
+		}
+		var fi syscall.Stat_t
+		if syscall.Stat("/proc/"+e.Name(), &fi) != nil || int(fi.Uid) != os.Geteuid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if name, ok := bytes.CutPrefix(kv, prefix); ok && len(name) > 0 && !bytes.ContainsRune(name, '/') {
+				if st := d.Check(string(name)); !st.Running || st.Pid != pid {
+					found[string(name)] = append(found[string(name)], pid)
+				}
+				break
+			}
+		}
+	}
+	return found
+}
+
+// StopUnrecorded stops what Unrecorded finds, as Stop does, and says which.
+func (d Dir) StopUnrecorded(grace time.Duration) (map[string][]int, error) {
+	found := d.Unrecorded()
+	var errs []error
+	for name, pids := range found {
+		for _, pid := range pids {
+			errs = append(errs, stopGroup(name, pid, grace))
+		}
+	}
+	return found, errors.Join(errs...)
+}
+
+// stopGroup stops pid's process group: SIGTERM, up to grace, then SIGKILL.
+func stopGroup(name string, pid int, grace time.Duration) error {
 	_ = syscall.Kill(-pid, syscall.SIGTERM) // the group: Setsid made pid its leader
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
@@ -174,21 +428,40 @@ func (d Dir) Stop(name string, grace time.Duration) error {
 		if !Alive(pid) && !groupAlive(pid) {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	time.Sleep(100 * time.Millisecond)
-	if Alive(pid) {
-		return fmt.Errorf("%s (pid %d) survived SIGKILL", name, pid)
+	for range 50 {
+		if !Alive(pid) && !groupAlive(pid) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("%s (pid %d) survived SIGKILL", name, pid)
 }
 
-// groupAlive reports whether any process is left in process group pgid.
+// groupAlive reports whether a process that has not exited is left in
+// process group pgid. Zombies do not count: they have exited, and whoever
+// reaps them (init, long after we stopped them) may take its time.
 func groupAlive(pgid int) bool {
-	err := syscall.Kill(-pgid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(-pgid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, pgrp, state, err := Stat(pid); err == nil && pgrp == pgid && state != 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // Tracked lists the names that have pid files.
@@ -201,4 +474,38 @@ func (d Dir) Tracked() []string {
 		}
 	}
 	return names
+}
+
+// StartedAt is when pid started, from its start time in clock ticks after
+// boot (USER_HZ, 100 on Linux) and the boot time in /proc/stat.
+func StartedAt(pid int) (time.Time, error) {
+	ticks, _, _, err := Stat(pid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("/proc/stat btime: %w", err)
+			}
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / 100), nil
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat: no btime")
+}
+
+// Identity returns pid's executable and working directory as /proc shows
+// them; an error when they cannot be read (a kernel thread, another user's
+// process), so the process is not provably anyone's.
+func Identity(pid int) (exe, cwd string, err error) {
+	id, err := identify(pid)
+	if err == nil && id.cwd == "" {
+		err = fmt.Errorf("pid %d: unreadable working directory", pid)
+	}
+	return id.exe, id.cwd, err
 }

@@ -54,6 +54,8 @@ var table = map[string]entry{
 		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
 	"redis.aof-rewrite-failed": {cause: "Redis's last AOF rewrite failed: disk space or fork failure",
 		local: redisCLI + " INFO persistence", cluster: redisPod + " INFO persistence"},
+	"redis.aof-truncated": {cause: "Redis found a torn tail in its append-only file when it started (a crash or a full disk mid-write) and, with aof-load-truncated yes, cut it off and started anyway: every write after that offset (meeting assignments, participants) is gone",
+		local: `grep -n -B1 -A1 'Truncating the AOF' {log}   # what was cut; restarting Redis (make down && make up) clears this verdict, not the loss`, definite: true},
 	"redis.error": {cause: "Redis answered with an error", local: redisCLI + " ping", cluster: redisPod + " ping"},
 
 	// Postgres.
@@ -80,6 +82,8 @@ var table = map[string]entry{
 		local: `psql "{ref}" -c '\dt'`, cluster: psqlPod + ` -c '\dt'`},
 	"postgres.read-only-violation": {cause: "a statement tried to write inside the verifier's read-only session (a verifier bug)", local: "git log -3 -- verifier/"},
 	"postgres.error":               {cause: "Postgres answered with an error", local: psqlLocal, cluster: psqlPod},
+	"postgres.write-failed": {cause: "Postgres could not write its files recently (SQLSTATE 53100 disk full or 58030 I/O error in its log): inserts and updates fail, and a failed WAL write restarts the server",
+		local: `df -h "$(dirname {log})" && grep -c -e 53100 -e 58030 {log}`, cluster: "kubectl -n dark-tower exec statefulset/postgres -- df -h /var/lib/postgresql/data", definite: true},
 
 	// AC.
 	"ac.invalid-client": {cause: "AC does not accept the verifier's client: client_id unknown or inactive, or the secret in {ref} differs from AC_CLIENTS_FILE",
@@ -150,6 +154,15 @@ var table = map[string]entry{
 		local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'"},
 	"prometheus.target-down": {cause: "a scrape target is down", local: "curl -s {target}/api/v1/targets | jq '.data.activeTargets[] | select(.health != \"up\") | {scrapeUrl, lastError}'"},
 	"prometheus.api-error":   {cause: "the Prometheus API answered with an error", local: "curl -s {target}/api/v1/status/buildinfo"},
+	"prometheus.tsdb-write-failed": {cause: "Prometheus failed to write its storage (WAL, checkpoint, compaction) since it started: the disk is full or read-only, and the samples of the failed scrape commits are lost",
+		local:   "curl -s {target}/metrics | grep -E '^prometheus_tsdb_.*(failed|failures|corruptions)_total' ; df -h  # free space, then make down && make up (the counters restart at 0)",
+		cluster: "kubectl -n dark-tower-observability exec deploy/prometheus -- df -h /prometheus", definite: true},
+
+	// Local files (mode local): data directories and logs on this machine.
+	"local.disk-full": {cause: "the filesystem holding {dir} is (nearly) full: the server writing there fails its writes (Postgres inserts, Prometheus scrape commits, Redis AOF) while it still answers",
+		local: "df -h {dir} && du -xsh {dir}/* | sort -h | tail -5", definite: true},
+	"local.unreadable": {cause: "the verifier cannot read {path}: wrong path in its configuration, or it runs as another user",
+		local: "ls -ld {path}", definite: true},
 
 	// Kubernetes (mode cluster). {ns} {workload} {pod} {container} {detail}
 	// come from the finding; {ns} defaults to the check's namespace.

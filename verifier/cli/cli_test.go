@@ -32,7 +32,7 @@ func write(t *testing.T, body string) string {
 
 func TestUsageAndLint(t *testing.T) {
 	ex := "../config/examples/local.yaml"
-	if code, out, errs := run(t, nil, false, "lint", "--config", ex); code != 0 || !strings.Contains(out, "valid, 14 checks") {
+	if code, out, errs := run(t, nil, false, "lint", "--config", ex); code != 0 || !strings.Contains(out, "valid, 16 checks") {
 		t.Fatalf("lint example: %d %q %q", code, out, errs)
 	}
 	bad := write(t, "version: 1\nredis:\n  address: h:1\n  password: {env: P}\n  db: 3\n")

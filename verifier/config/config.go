@@ -16,6 +16,7 @@ const (
 	RedisPersistence  = "redis.persistence"
 	PostgresReachable = "postgres.reachable"
 	PostgresSchema    = "postgres.schema"
+	PostgresStorage   = "postgres.storage"
 	ACJWKS            = "ac.jwks"
 	ACToken           = "ac.token"
 	GCHealth          = "gc.health"
@@ -25,6 +26,7 @@ const (
 	MCWebTransport    = "mc.webtransport"
 	PromReady         = "prometheus.ready"
 	PromTargets       = "prometheus.targets"
+	PromStorage       = "prometheus.storage"
 	K8sWorkloads      = "kubernetes.workloads"
 	K8sMigration      = "kubernetes.migration"
 	K8sNetworkPolicy  = "kubernetes.networkpolicy"
@@ -39,6 +41,10 @@ const (
 	DefaultHeartbeatThreshold = 30 * time.Second
 	DefaultNamespace          = "dark-tower"
 	DefaultDialTimeout        = 2 * time.Second
+	// MinFreeBytes is the free space a data directory must keep: one
+	// Postgres WAL segment (16 MiB) and room for Prometheus's head chunks
+	// and Redis's AOF to grow.
+	MinFreeBytes = 64 << 20
 )
 
 // Config is one verifier configuration file.
@@ -71,11 +77,17 @@ type Backoff struct {
 type Redis struct {
 	Address  string     `yaml:"address"`
 	Password Credential `yaml:"password"`
+	// LogFile is Redis's log, read for what it did at start (a truncated
+	// AOF); DataDir is where its AOF lives, for free space. Local mode only.
+	LogFile string `yaml:"log_file"`
+	DataDir string `yaml:"data_dir"`
 }
 
 // Postgres is the registry database.
 type Postgres struct {
 	URL Credential `yaml:"url"`
+	// DataDir is the data directory, for free space. Local mode only.
+	DataDir string `yaml:"data_dir"`
 }
 
 // AC is the token service and the verifier's own client in it.
@@ -104,6 +116,8 @@ type MC struct {
 type Prometheus struct {
 	URL  string `yaml:"url"`
 	Jobs []Job  `yaml:"jobs"`
+	// DataDir is the TSDB directory, for free space. Local mode only.
+	DataDir string `yaml:"data_dir"`
 }
 
 // Job is a scrape job that must have at least MinTargets targets up.

@@ -118,12 +118,13 @@ func TestCredentialsResolve(t *testing.T) {
 func TestSemanticProblems(t *testing.T) {
 	cases := map[string]string{
 		"version: 2\n": "/version",
-		"version: 1\ntimeouts:\n  redis.reachabel: 1s\n":                                  "unknown check id",
-		"version: 1\nmc:\n  expected_count: 1\n  health_port: 8081\n":                     "mc: needs the gc section",
-		"version: 1\nbackoff:\n  initial: 2s\n  max: 1s\n":                                "shorter than",
-		"version: 1\ndeadline: soon\n":                                                    "/deadline",
-		"version: 1\nprometheus:\n  url: http://p:9090\n  jobs: [{name: a}, {name: a}]\n": "listed twice",
-		"version: 1\ngc:\n  grpc_addresses: [nohostport]\n":                               "/gc/grpc_addresses/0",
+		"version: 1\ntimeouts:\n  redis.reachabel: 1s\n":                                          "unknown check id",
+		"version: 1\nmc:\n  expected_count: 1\n  health_port: 8081\n":                             "mc: needs the gc section",
+		"version: 1\nbackoff:\n  initial: 2s\n  max: 1s\n":                                        "shorter than",
+		"version: 1\ndeadline: soon\n":                                                            "/deadline",
+		"version: 1\nprometheus:\n  url: http://p:9090\n  jobs: [{name: a}, {name: a}]\n":         "listed twice",
+		"version: 1\ngc:\n  grpc_addresses: [nohostport]\n":                                       "/gc/grpc_addresses/0",
+		"version: 1\nmode: cluster\nprometheus:\n  url: http://p:9090\n  data_dir: /prometheus\n": "v.yaml:5: prometheus.data_dir: the verifier reads it from this machine's files, so it needs 'mode: local'",
 	}
 	for src, want := range cases {
 		_, err := Parse("v.yaml", []byte(src), Options{Lookup: env(nil)})

@@ -14,11 +14,11 @@ import (
 // AllChecks lists every check id in dependency order.
 var AllChecks = []string{
 	RedisReachable, RedisAuth, RedisPersistence,
-	PostgresReachable, PostgresSchema,
+	PostgresReachable, PostgresSchema, PostgresStorage,
 	ACJWKS, ACToken,
 	GCHealth, GCAuth, GCRegistration,
 	MCReady, MCWebTransport,
-	PromReady, PromTargets,
+	PromReady, PromTargets, PromStorage,
 	K8sWorkloads, K8sMigration, K8sNetworkPolicy,
 }
 
@@ -70,6 +70,12 @@ func (l *loader) semantic(cfg *Config, doc *yaml.Node) {
 			if len(np.Allow) == 0 || len(np.Deny) == 0 {
 				l.add(line("kubernetes", "network_policy"), "kubernetes.network_policy: needs at least one allow port (so an outage is not taken for enforcement) and one deny port")
 			}
+		}
+	}
+	if cfg.Mode == "cluster" {
+		// The verifier's pod cannot see another pod's files.
+		for _, f := range cfg.localFiles() {
+			l.add(line(f[0], f[1]), "%s.%s: the verifier reads it from this machine's files, so it needs 'mode: local'", f[0], f[1])
 		}
 	}
 	if p := cfg.Prometheus; p != nil {
@@ -167,6 +173,28 @@ func RedactURLs(raw []string) []string {
 	out := make([]string, len(raw))
 	for i, r := range raw {
 		out[i] = RedactURL(r)
+	}
+	return out
+}
+
+// localFiles are the file and directory keys set in the file (section, key):
+// signals the verifier reads from this machine's files in local mode.
+func (c *Config) localFiles() [][2]string {
+	var out [][2]string
+	set := func(section, key, v string) {
+		if v != "" {
+			out = append(out, [2]string{section, key})
+		}
+	}
+	if r := c.Redis; r != nil {
+		set("redis", "log_file", r.LogFile)
+		set("redis", "data_dir", r.DataDir)
+	}
+	if p := c.Postgres; p != nil {
+		set("postgres", "data_dir", p.DataDir)
+	}
+	if p := c.Prometheus; p != nil {
+		set("prometheus", "data_dir", p.DataDir)
 	}
 	return out
 }

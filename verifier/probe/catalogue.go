@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ var kinds = map[string]Func{
 	config.RedisPersistence:  redisPersistence,
 	config.PostgresReachable: postgresReachable,
 	config.PostgresSchema:    postgresSchema,
+	config.PostgresStorage:   postgresStorage,
 	config.ACJWKS:            acJWKS,
 	config.ACToken:           acToken,
 	config.GCHealth:          gcHealth,
@@ -35,6 +37,7 @@ var kinds = map[string]Func{
 	config.MCWebTransport:    mcWebTransport,
 	config.PromReady:         prometheusReady,
 	config.PromTargets:       prometheusTargets,
+	config.PromStorage:       prometheusStorage,
 	config.K8sWorkloads:      kubernetesWorkloads,
 	config.K8sMigration:      kubernetesMigration,
 	config.K8sNetworkPolicy:  kubernetesNetworkPolicy,
@@ -51,13 +54,14 @@ func Checks(cfg *config.Config) []Check {
 		tg := []string{r.Address}
 		add(config.RedisReachable, nil, tg, v)
 		add(config.RedisAuth, []string{config.RedisReachable}, tg, v)
-		add(config.RedisPersistence, []string{config.RedisReachable}, tg, v)
+		add(config.RedisPersistence, []string{config.RedisReachable}, withPath(tg, r.LogFile, r.DataDir), v)
 	}
 	if p := cfg.Postgres; p != nil {
 		v := map[string]string{"ref": p.URL.ShellRef()}
 		tg := []string{"postgres (" + p.URL.Ref() + ")"}
 		add(config.PostgresReachable, nil, tg, v)
 		add(config.PostgresSchema, []string{config.PostgresReachable}, tg, v)
+		add(config.PostgresStorage, []string{config.PostgresReachable}, withPath(tg, p.DataDir), v)
 	}
 	if a := cfg.AC; a != nil {
 		v := map[string]string{"ref": a.ClientSecret.ShellRef()}
@@ -107,6 +111,7 @@ func Checks(cfg *config.Config) []Check {
 		tg := []string{config.RedactURL(p.URL)}
 		add(config.PromReady, nil, tg, nil)
 		add(config.PromTargets, []string{config.PromReady}, tg, nil)
+		add(config.PromStorage, []string{config.PromReady}, withPath(tg, p.DataDir), nil)
 	}
 	if k := cfg.Kubernetes; k != nil {
 		// Independent of each other and of the service checks: each reads
@@ -137,6 +142,18 @@ func Checks(cfg *config.Config) []Check {
 	if cfg.Mode == "cluster" {
 		for i := range out {
 			out[i].Probe = withDNS(out[i].Probe, serviceNames(cfg, out[i].ID))
+		}
+	}
+	return out
+}
+
+// withPath adds the local files and directories a check also reads (those
+// set) to its targets.
+func withPath(targets []string, paths ...string) []string {
+	out := slices.Clip(targets)
+	for _, p := range paths {
+		if p != "" {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -2,11 +2,13 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -102,4 +104,106 @@ func postgresSchema(ctx context.Context, t Target, log *slog.Logger) Result {
 		return Failed(classify.At(target, classify.Failf("postgres.tables-missing", "required tables missing: %s", strings.Join(missing, ", "))), obs)
 	}
 	return Pass("%s, tables %s present", obs, strings.Join(database.RequiredTables, ", "))
+}
+
+// writeErrorWindow is how far back postgres.storage looks in the server log.
+const writeErrorWindow = 15 * time.Minute
+
+// postgresStorage: no write failed recently and, in local mode, the data
+// directory has room. Postgres counts no failed writes in any statistics
+// view (pg_stat_database, pg_stat_wal and pg_stat_io have no error
+// columns; pg_stat_archiver only counts archiving), and a failed WAL
+// write restarts the server, which resets them. What records the failures
+// is the server log: SQLSTATE 53100 (disk full) and 58030 (I/O error). A
+// read-only session reads its tail with pg_current_logfile and
+// pg_read_binary_file where the role may (a superuser or
+// pg_read_server_files, as in local mode) and a logging collector writes
+// one; otherwise the evidence says the log is not visible.
+func postgresStorage(ctx context.Context, t Target, log *slog.Logger) Result {
+	conn, target, err := pgConnect(ctx, t)
+	if err != nil {
+		return Failed(err, "")
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, failures, logPath, err := pgLogWriteErrors(ctx, conn)
+	if err != nil {
+		return Failed(classify.At(target, err), "")
+	}
+	free, diskErr := freeSpace(t.Cfg.Postgres.DataDir)
+	obs = joinObs(obs, free)
+	if len(failures) > 0 {
+		return Failed(classify.At(target, classify.FailVars("postgres.write-failed", map[string]string{"log": logPath},
+			"Postgres failed %d writes in the last %.0f minutes (server log %s); the latest: %s",
+			len(failures), writeErrorWindow.Minutes(), logPath, failures[len(failures)-1])), obs)
+	}
+	if diskErr != nil {
+		return Failed(classify.At(target, diskErr), obs)
+	}
+	return Pass("%s", obs)
+}
+
+// pgLogWriteErrors reads the last MiB of the server's current log and
+// returns the write failures (SQLSTATE 53100 or 58030) logged in the last
+// writeErrorWindow, oldest first, with the log's path.
+func pgLogWriteErrors(ctx context.Context, conn *pgx.Conn) (obs string, failures []string, path string, err error) {
+	var p *string
+	err = conn.QueryRow(ctx, "SELECT coalesce(pg_current_logfile('jsonlog'), pg_current_logfile())").Scan(&p)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return "server log: not visible to this role", nil, "", nil
+	case err != nil:
+		return "", nil, "", err
+	case p == nil:
+		return "server log: none (no logging collector)", nil, "", nil
+	}
+	path = *p
+	// The log's timestamps are in log_timezone; so is since, in the same
+	// format, so that the two compare as strings.
+	var tail []byte
+	var since string
+	err = conn.QueryRow(ctx, `SELECT pg_read_binary_file($1, greatest(s.size - $2, 0), $2),
+		to_char(now() AT TIME ZONE current_setting('log_timezone') - $3 * interval '1 second', 'YYYY-MM-DD HH24:MI:SS')
+		FROM pg_stat_file($1) s`, path, int64(1<<20), int64(writeErrorWindow.Seconds())).Scan(&tail, &since)
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return "server log " + path + ": not readable by this role", nil, path, nil
+	case err != nil:
+		return "", nil, path, err
+	}
+	for _, line := range strings.Split(string(tail), "\n") {
+		if f := pgWriteFailure(line, since); f != "" {
+			failures = append(failures, f)
+		}
+	}
+	return fmt.Sprintf("server log %s: %d write errors in the last %.0f minutes", path, len(failures), writeErrorWindow.Minutes()), failures, path, nil
+}
+
+// pgLogEntry is the part of a jsonlog line postgres.storage reads.
+type pgLogEntry struct {
+	Timestamp string `json:"timestamp"`
+	Severity  string `json:"error_severity"`
+	State     string `json:"state_code"`
+	Message   string `json:"message"`
+}
+
+// pgWriteFailure describes a log line that records a failed write logged
+// at or after since: a jsonlog entry with SQLSTATE 53100 or 58030, or a
+// line of another format (stderr or csvlog, which start with the
+// timestamp) that names ENOSPC.
+func pgWriteFailure(line, since string) string {
+	if !strings.Contains(line, "53100") && !strings.Contains(line, "58030") && !strings.Contains(line, "No space left on device") {
+		return ""
+	}
+	if strings.HasPrefix(line, "{") {
+		var e pgLogEntry
+		if json.Unmarshal([]byte(line), &e) != nil || (e.State != "53100" && e.State != "58030") || e.Timestamp < since {
+			return ""
+		}
+		return fmt.Sprintf("%s %s %s %s", e.Timestamp, e.Severity, e.State, e.Message)
+	}
+	if len(line) < len(since) || line[4] != '-' || line[:len(since)] < since || !strings.Contains(line, "No space left on device") {
+		return ""
+	}
+	return strings.TrimSpace(line)
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/darktower/devstack/verifier/classify"
 )
@@ -115,6 +118,92 @@ func prometheusTargets(ctx context.Context, t Target, log *slog.Logger) Result {
 		return Result{Observed: strings.Join(obs, ", "), Err: classify.At(base, firstErr), RetryAfter: retryAfter}
 	}
 	return Pass("%s", strings.Join(obs, ", "))
+}
+
+// tsdbFailures are Prometheus's own counters of storage work that failed,
+// each since the process started. A full or read-only disk shows first in
+// prometheus_tsdb_wal_writes_failed_total: every scrape's commit fails and
+// its samples are dropped, while /-/ready and the targets still look fine.
+var tsdbFailures = []string{
+	"prometheus_tsdb_wal_writes_failed_total",
+	"prometheus_tsdb_wal_truncations_failed_total",
+	"prometheus_tsdb_wal_corruptions_total",
+	"prometheus_tsdb_checkpoint_creations_failed_total",
+	"prometheus_tsdb_checkpoint_deletions_failed_total",
+	"prometheus_tsdb_head_truncations_failed_total",
+	"prometheus_tsdb_compactions_failed_total",
+	"prometheus_tsdb_reloads_failures_total",
+	"prometheus_tsdb_mmap_chunk_corruptions_total",
+}
+
+// prometheusStorage reads Prometheus's own /metrics: every TSDB failure
+// counter is zero; in local mode its data directory also has room.
+func prometheusStorage(ctx context.Context, t Target, log *slog.Logger) Result {
+	base := strings.TrimRight(t.Cfg.Prometheus.URL, "/")
+	fams, err := scrape(ctx, base+"/metrics")
+	if err != nil {
+		return Failed(classify.At(base, err), "")
+	}
+	var failed []string
+	seen := 0
+	for _, name := range tsdbFailures {
+		f, ok := fams[name]
+		if !ok {
+			continue
+		}
+		seen++
+		sum := 0.0
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		if sum > 0 {
+			failed = append(failed, fmt.Sprintf("%s %g", name, sum))
+		}
+	}
+	if seen == 0 {
+		return Failed(classify.At(base, classify.Failf("prometheus.api-error", "%s/metrics has none of Prometheus's TSDB counters (%s...)", base, tsdbFailures[0])), "")
+	}
+	obs := fmt.Sprintf("TSDB failure counters: %d read, all 0", seen)
+	if len(failed) > 0 {
+		obs = strings.Join(failed, ", ")
+	}
+	free, diskErr := freeSpace(t.Cfg.Prometheus.DataDir)
+	obs = joinObs(obs, free)
+	if len(failed) > 0 {
+		since := "it started"
+		if g := fams["process_start_time_seconds"].GetMetric(); len(g) > 0 {
+			since = "it started at " + time.Unix(int64(g[0].GetGauge().GetValue()), 0).UTC().Format(time.RFC3339)
+		}
+		return Failed(classify.At(base, classify.Failf("prometheus.tsdb-write-failed",
+			"Prometheus failed to write its TSDB since %s, so samples are lost: %s", since, strings.Join(failed, ", "))), obs)
+	}
+	if diskErr != nil {
+		return Failed(classify.At(base, diskErr), obs)
+	}
+	return Pass("%s", obs)
+}
+
+// scrape reads a Prometheus text exposition (up to 32 MiB).
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, classify.Failf("prometheus.http-status", "%s answered %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, classify.Failf("prometheus.api-error", "%s: %v", url, err)
+	}
+	return fams, nil
 }
 
 func jobNames(m map[string][]promv1.ActiveTarget) string {

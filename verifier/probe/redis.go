@@ -104,7 +104,56 @@ func redisPersistence(ctx context.Context, t Target, log *slog.Logger) Result {
 	case f("aof_last_bgrewrite_status") != "ok":
 		return Failed(classify.At(addr, classify.Failf("redis.aof-rewrite-failed", "aof_last_bgrewrite_status:%s", f("aof_last_bgrewrite_status"))), obs)
 	}
+	if path := t.Cfg.Redis.LogFile; path != "" {
+		// INFO has no field for it: only the log says that this server
+		// cut a torn tail off its AOF at start (aof-load-truncated yes).
+		server, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return Failed(classify.At(addr, err), obs)
+		}
+		pid := infoField(server, "process_id")
+		cut, err := aofTruncations(path, pid)
+		if err != nil {
+			return Failed(classify.At(addr, classify.FailVars("local.unreadable", map[string]string{"path": path}, "reading Redis's log: %v", err)), obs)
+		}
+		if len(cut) > 0 {
+			return Failed(classify.At(addr, classify.FailVars("redis.aof-truncated", map[string]string{"log": path},
+				"Redis (pid %s) discarded the end of its AOF when it started: %s", pid, strings.Join(cut, "; "))), obs)
+		}
+		obs += ", no AOF truncated at start (" + path + ")"
+	}
+	free, err := freeSpace(t.Cfg.Redis.DataDir)
+	obs = joinObs(obs, free)
+	if err != nil {
+		return Failed(classify.At(addr, err), obs)
+	}
 	return Pass("%s", obs)
+}
+
+// aofTruncations are the lines of Redis's log in which the server with
+// process id pid, since it last started, truncated its AOF: Redis 7 logs
+// "!!! Truncating the AOF <file> at offset <n> !!!" (older versions "the
+// AOF at offset") when aof-load-truncated lets it start on a torn tail,
+// and reports nothing in INFO. Each line starts "<pid>:<role> ".
+func aofTruncations(path, pid string) ([]string, error) {
+	tail, err := readTail(path, 4<<20)
+	if err != nil {
+		return nil, err
+	}
+	var cut []string
+	for _, line := range strings.Split(tail, "\n") {
+		p, _, ok := strings.Cut(line, ":")
+		if !ok || p != pid {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "Redis is starting"):
+			cut = nil // an earlier process with the same pid
+		case strings.Contains(line, "Truncating the AOF"):
+			cut = append(cut, strings.TrimSpace(line))
+		}
+	}
+	return cut, nil
 }
 
 func infoField(info, key string) string {

@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { testsupport.Main(m) }
 
 var allChecks = []string{"redis.reachable", "redis.auth-enforced", "redis.persistence",
-	"postgres.reachable", "postgres.schema", "prometheus.ready", "prometheus.targets"}
+	"postgres.reachable", "postgres.schema", "postgres.storage", "prometheus.ready", "prometheus.targets", "prometheus.storage"}
 
 type fixture struct {
 	pg      *testsupport.Postgres

@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,4 +190,51 @@ func Statuses(r Result) string {
 	}
 	sort.Strings(s)
 	return strings.Join(s, " ")
+}
+
+// Tmpfs mounts a tmpfs of size bytes over dir (the tests run as root) and
+// unmounts it when the test ends, after calling each of before (stop what
+// holds files on it). A filesystem that small fills up for real.
+func Tmpfs(t testing.TB, dir string, size int64, before ...func()) {
+	t.Helper()
+	opts := "size=" + strconv.FormatInt(size, 10) + ",mode=0755"
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs on %s (the disk-full tests need root): %v: %s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		for _, f := range before {
+			f()
+		}
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+			_ = exec.Command("umount", "-l", dir).Run()
+		}
+	})
+}
+
+// Fill writes zeros to a file in dir until its filesystem has no room left.
+func Fill(t testing.TB, dir string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	// The last partial blocks: tmpfs accepts writes down to one page.
+	for _, n := range []int{64 << 10, 4 << 10, 512, 1} {
+		for {
+			if _, err := f.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+	}
 }
