@@ -18,7 +18,8 @@
 #
 # Environment: KUBECTL (command, may carry --context; default the kubectl on
 # PATH with Skaffold's kube-context), ROLLOUT_TIMEOUT (seconds, default 300),
-# START_TIMEOUT (seconds for the pod to start, default 180).
+# START_TIMEOUT (seconds for the pod to start, default 180), VERIFIER_DEADLINE
+# (the verifier's deadline for this run, e.g. 60s; default its config's, 180s).
 set -euo pipefail
 
 KUBECTL=${KUBECTL:-kubectl${SKAFFOLD_KUBE_CONTEXT:+ --context $SKAFFOLD_KUBE_CONTEXT}}
@@ -58,11 +59,14 @@ done
 # The previous run's Job and its pods are gone before the new one starts.
 k delete job "$JOB" --ignore-not-found --cascade=foreground --wait=true >/dev/null
 # `set image --local` prints nothing when the image is already the file's.
-if [[ $img == "$(sed -n 's/^ *image: *//p' "$JOB_FILE" | head -n1)" ]]; then
-  uid=$(k create -f "$JOB_FILE" -o jsonpath='{.metadata.uid}')
-else
-  uid=$($KUBECTL set image --local -f "$JOB_FILE" "verifier=$img" -o yaml | k create -f - -o jsonpath='{.metadata.uid}')
+job=$(<"$JOB_FILE")
+if [[ $img != "$(sed -n 's/^ *image: *//p' "$JOB_FILE" | head -n1)" ]]; then
+  job=$($KUBECTL set image --local -f "$JOB_FILE" "verifier=$img" -o yaml)
 fi
+if [[ -n ${VERIFIER_DEADLINE:-} ]]; then
+  job=$(printf '%s\n' "$job" | $KUBECTL set env --local -f - -c verifier "VERIFIER_DEADLINE=$VERIFIER_DEADLINE" -o yaml)
+fi
+uid=$(printf '%s\n' "$job" | k create -f - -o jsonpath='{.metadata.uid}')
 SELECTOR=batch.kubernetes.io/controller-uid=$uid
 say "job/$JOB started ($img, uid $uid)"
 

@@ -197,7 +197,7 @@ func (a *applier) ensureDefaultServiceAccounts(ctx context.Context, namespaces .
 // warning (Pod Security among them). Then every pod template is created as a Pod in dry-run
 // mode, so Pod Security's enforce level (not only warn) judges every pod.
 func TestApplyKindOverlay(t *testing.T) {
-	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
+	m := InCluster(t, KindOverlay).WithFiles(t, VerifierJob)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newApplier(t)
@@ -241,12 +241,11 @@ func TestApplyKindOverlay(t *testing.T) {
 // profile's ServiceMonitors on top of the namespaces.
 func TestApplyOperatorProfile(t *testing.T) {
 	ops := Render(t, OperatorDir)
-	base := Render(t, KindOverlay)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newApplier(t)
 	crd := serviceMonitorCRD(t)
-	a.applyAll(ctx, append(append(base.OfKind("Namespace"), crd), ops.Objects...))
+	a.applyAll(ctx, append(append(Render(t, NamespacesDir).Objects, crd), ops.Objects...))
 	if n := len(ops.OfKind("ServiceMonitor")); n == 0 {
 		t.Errorf("%s renders no ServiceMonitor", OperatorDir)
 	}

@@ -209,7 +209,7 @@ func checkSelectorLabels(t *testing.T, ref string, sel map[string]string) {
 // TestLabels: every object carries app.kubernetes.io/name, component and part-of=dark-tower, and
 // every pod template the same.
 func TestLabels(t *testing.T) {
-	for _, dir := range []string{KindOverlay, OperatorDir} {
+	for _, dir := range []string{KindOverlay, OperatorDir, NamespacesDir} {
 		m := Render(t, dir)
 		if dir == KindOverlay {
 			m = m.WithFiles(t, VerifierJob)
@@ -379,6 +379,7 @@ var spec4Clients = map[string]struct{ serviceType, scope string }{
 	"meeting-controller": {"meeting-controller", "service.write.gc"},
 	"global-controller":  {"global-controller", "service.write.mc"},
 	"verifier":           {"verifier", "service.read.gc"},
+	"web-client":         {"web-client", "meeting.join"},
 }
 
 func checkDatastorePasswords(t *testing.T, m Manifests) {

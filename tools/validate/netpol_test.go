@@ -168,7 +168,7 @@ func protoOf(p corev1.ContainerPort) corev1.Protocol {
 // TestNetworkPolicyMatrix checks every cell of SPEC section 7 with cyclonus's evaluator over
 // the rendered policies, pods labelled as the rendered pod templates label them.
 func TestNetworkPolicyMatrix(t *testing.T) {
-	c := buildCluster(t, Render(t, KindOverlay))
+	c := buildCluster(t, InCluster(t, KindOverlay))
 	need := func(name string) *pod {
 		p := c.pods[name]
 		if p == nil {
@@ -219,7 +219,7 @@ func TestNetworkPolicyMatrix(t *testing.T) {
 // else outside the table: not another kube-system pod, not kube-dns's other ports, not the
 // internet.
 func TestNetworkPolicyDNS(t *testing.T) {
-	m := Render(t, KindOverlay)
+	m := InCluster(t, KindOverlay)
 	c := buildCluster(t, m)
 	n := 0
 	for name, p := range c.pods {
@@ -268,7 +268,7 @@ func yesNo(b bool) string {
 // prometheus.targets checks (SPEC section 8) need egress to Prometheus's web port in the
 // observability namespace; section 7's table has no column for it, section 8 requires it.
 func TestNetworkPolicyVerifierEgress(t *testing.T) {
-	c := buildCluster(t, Render(t, KindOverlay))
+	c := buildCluster(t, InCluster(t, KindOverlay))
 	v, p := c.pods["verifier"], c.pods["prometheus"]
 	if v == nil {
 		t.Fatal("no rendered verifier workload")

@@ -21,9 +21,22 @@ import (
 // Kustomizations rendered by the tests: what Skaffold deploys by default and in the operator
 // profile.
 const (
-	KindOverlay = "infra/overlays/kind"
-	OperatorDir = "infra/operator"
+	KindOverlay   = "infra/overlays/kind"
+	OperatorDir   = "infra/operator"
+	RemoteOverlay = "infra/overlays/remote"
+	// NamespacesDir is applied by Skaffold's datastores before-hook (kind/namespaces.sh), outside
+	// what Skaffold deploys and so deletes.
+	NamespacesDir = "infra/namespaces"
 )
+
+// InCluster is what a cluster holds once Skaffold deployed dir: the namespaces its hook created,
+// then dir.
+func InCluster(t testing.TB, dir string) Manifests {
+	t.Helper()
+	m := Render(t, dir)
+	m.Objects = append(Render(t, NamespacesDir).Objects, m.Objects...)
+	return m
+}
 
 // VerifierJob is applied outside Kustomize (make verify-cluster, skaffold verify).
 const VerifierJob = "infra/services/verifier/job.yaml"
