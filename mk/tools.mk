@@ -41,6 +41,11 @@ k8s_ldflags = -s -w \
 .PHONY: FORCE-TOOL
 FORCE-TOOL:
 
+# Defined before the rules that name them: make expands a rule's
+# prerequisites as it reads the rule.
+KUBERNETES_CMDS := kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy
+KUBERNETES_BINS := $(addprefix $(BIN)/,$(KUBERNETES_CMDS))
+
 .PHONY: tools
 tools: $(BIN)/kind $(BIN)/skaffold $(KUBERNETES_BINS) ## Build the pinned kind, skaffold and Kubernetes commands into bin/ (cached by version)
 
@@ -59,8 +64,6 @@ $(BIN)/skaffold: $(call tool_force,skaffold,$(SKAFFOLD_VERSION))
 
 # The Kubernetes commands come from one module (tools/kubernetes) in one `go build`, which
 # shares the compilation of k8s.io/* between them; they are cached as one set.
-KUBERNETES_CMDS := kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy
-KUBERNETES_BINS := $(addprefix $(BIN)/,$(KUBERNETES_CMDS))
 kubernetes_stale = $(if $(and $(filter $(KUBERNETES_VERSION),$(shell cat $(BIN)/.kubernetes.version 2>/dev/null)),$(filter $(words $(KUBERNETES_CMDS)),$(words $(wildcard $(KUBERNETES_BINS))))),,FORCE-TOOL)
 KUBERNETES_CACHE = $(TOOLS_CACHE)/kubernetes-$(KUBERNETES_VERSION)
 
@@ -79,10 +82,14 @@ KUBE_ROUTER_VERSION := v2.1.0
 # Prometheus v3.7.3 (the manifests' release) is module version v0.307.3.
 PROMETHEUS_VERSION  := v0.307.3
 
-$(BIN)/registry: $(call tool_force,registry,$(REGISTRY_VERSION))
+# Static: the node runs it on the host, and the Kind registry test
+# (kind/localregistry) in an image with nothing else in it. The cache key says
+# so, since a cgo build of the same version was cached before.
+REGISTRY_BUILD := $(REGISTRY_VERSION)-static
+$(BIN)/registry: $(call tool_force,registry,$(REGISTRY_BUILD))
 	@mkdir -p $(BIN)
-	@$(call cached,registry,$(REGISTRY_VERSION),cd tools/registry && $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/registry github.com/distribution/distribution/v3/cmd/registry)
-	@echo $(REGISTRY_VERSION) > $(BIN)/.registry.version
+	@$(call cached,registry,$(REGISTRY_BUILD),cd tools/registry && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/registry github.com/distribution/distribution/v3/cmd/registry)
+	@echo $(REGISTRY_BUILD) > $(BIN)/.registry.version
 
 # Static: it runs in a container image with nothing else in it.
 $(BIN)/coredns: $(call tool_force,coredns,$(COREDNS_VERSION))

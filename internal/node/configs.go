@@ -74,12 +74,16 @@ func (n *Node) containerdSocket() string { return n.path("containerd", "containe
 // RegistryHostsTOML is containerd's hosts.toml for a registry reached over
 // plain HTTP at endpoint (e.g. http://127.0.0.1:5001): it goes in
 // certs.d/<registry host:port>/hosts.toml.
-func RegistryHostsTOML(endpoint string) string {
+func RegistryHostsTOML(endpoint string) string { return MirrorHostsTOML(endpoint, endpoint) }
+
+// MirrorHostsTOML is containerd's hosts.toml for a registry whose pulls go
+// to mirror first (plain HTTP), then to server, the registry itself.
+func MirrorHostsTOML(server, mirror string) string {
 	return fmt.Sprintf(`server = %q
 
 [host.%q]
   capabilities = ["pull", "resolve"]
-`, endpoint, endpoint)
+`, server, mirror)
 }
 
 // cniConfig is the pod network: one bridge, addresses from NodePodCIDR, and

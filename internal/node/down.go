@@ -46,6 +46,11 @@ func (n *Node) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// What a node up killed before it wrote their pid files started.
+	if found, err := p.StopUnrecorded(10 * time.Second); len(found) > 0 || err != nil {
+		fmt.Fprintf(n.Out, "node: stopped processes started but not recorded: %v\n", found)
+		errs = append(errs, err)
+	}
 	if n.fileExists(n.path("kube-proxy", "config.yaml")) {
 		// Its own clean-up of the iptables rules it wrote; restoreHost below
 		// would catch them too, this also flushes its conntrack state.

@@ -140,3 +140,26 @@ func pinnedKubernetesVersion(t *testing.T) string {
 	}
 	return string(m[1])
 }
+
+// criRegistryPatch is the containerd patch that points the CRI plugin's
+// registry configuration at a hosts.toml directory.
+var criRegistryPatch = regexp.MustCompile(`(?m)^\s*\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]\s*\n\s*config_path\s*=\s*"([^"]+)"\s*$`)
+
+// TestKindContainerdRegistryPatch: Kind's v1alpha4 types carry the patch
+// that makes the node's containerd read per-registry hosts.toml files from
+// the directory `make kind-up` copies the local registry's into
+// (KIND_NODE_CERTS of mk/kind.mk).
+func TestKindContainerdRegistryPatch(t *testing.T) {
+	cfg, _ := loadKindConfig(t)
+	want := makeVar(t, "KIND_NODE_CERTS")
+	var found []string
+	for _, p := range cfg.ContainerdConfigPatches {
+		if m := criRegistryPatch.FindStringSubmatch(p); m != nil {
+			found = append(found, m[1])
+		}
+	}
+	if len(found) != 1 || found[0] != want {
+		t.Errorf("%s: containerdConfigPatches set the CRI registry config_path to %v, want exactly %q (where make kind-up copies hosts.toml); patches: %q",
+			kindConfig, found, want, cfg.ContainerdConfigPatches)
+	}
+}
