@@ -38,3 +38,7 @@ node-status: $(BIN)/node ## Show the node's processes and whether it is Ready
 # Root, minutes, real daemons: not part of `make test`. .ci/run runs it after.
 test-node: node-packages $(NODE_TOOLS) $(BIN)/node $(BIN)/kubectl ## The Skaffold path for real on the node: deploy, verify, faults, clean-up (root)
 	$(NODE_ENV) $(GO) test -tags node -p 1 -count=1 -timeout 90m -v ./internal/node/...
+
+.PHONY: bench-node
+bench-node: node-packages $(NODE_TOOLS) $(BIN)/node $(BIN)/kubectl ## The dev loop's edit-to-green on the node, beside its floor (root; docs/benchmarks.md)
+	$(NODE_ENV) $(GO) test -tags node -run '^$$' -bench DevLoop -benchtime 5x -count=1 -timeout 90m -v ./internal/node/

@@ -20,24 +20,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/darktower/devstack/internal/node"
+	"github.com/darktower/devstack/internal/procs"
 )
 
 // run is one node under test: the repository (or a copy of it), the node's
 // state directory and a log of every command.
 type run struct {
-	t    *testing.T
+	t    testing.TB
 	repo string // where make and Skaffold run
 	bin  string // the pinned tools (the checkout's bin/)
 	dir  string // NODE_DIR
 	log  *os.File
 }
 
-func newRun(t *testing.T) *run {
+// newRun prepares a node's state directory; whatever happens, the node is
+// brought down at t's end and must leave nothing behind.
+func newRun(t testing.TB) *run {
 	if os.Geteuid() != 0 {
 		t.Fatal("the node tests need root (they start containerd, the kubelet and iptables rules)")
 	}
@@ -55,6 +61,14 @@ func newRun(t *testing.T) *run {
 	}
 	r := &run{t: t, repo: repo, bin: filepath.Join(repo, "bin"), dir: dir, log: log}
 	t.Logf("node state %s; every command's output: %s", dir, log.Name())
+	// Whatever happens, the node comes down and leaves nothing behind.
+	t.Cleanup(func() {
+		r.t = t
+		if _, code := r.make(5*time.Minute, "node-down"); code != 0 {
+			t.Errorf("make node-down: exit %d", code)
+		}
+		r.checkNothingLeft()
+	})
 	return r
 }
 
@@ -171,13 +185,6 @@ var jobPod = regexp.MustCompile(`verify-cluster: reading pod (\S+) of job/verifi
 
 func TestNode(t *testing.T) {
 	r := newRun(t)
-	// Whatever happens, the node comes down and leaves nothing behind.
-	t.Cleanup(func() {
-		if _, code := r.make(5*time.Minute, "node-down"); code != 0 {
-			t.Errorf("make node-down: exit %d", code)
-		}
-		r.checkNothingLeft()
-	})
 
 	// Each step is a subtest; the run's helpers report to it while it runs.
 	step := func(name string, f func(t *testing.T)) {
@@ -253,7 +260,7 @@ func TestNode(t *testing.T) {
 		if err := n.StopFirewall(); err != nil {
 			t.Fatal(err)
 		}
-		out, code := r.verify()
+		out, code := r.verify(faultDeadline)
 		if code == 0 || verdicts(out)["kubernetes.networkpolicy"] != "FAIL" {
 			t.Errorf("with kube-router stopped: exit %d, kubernetes.networkpolicy %q; want a failure", code, verdicts(out)["kubernetes.networkpolicy"])
 		}
@@ -267,28 +274,15 @@ func TestNode(t *testing.T) {
 
 	step("second iteration", func(t *testing.T) {
 		before := r.mustKubectl("-n", "dark-tower", "get", "deployment/global-controller", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
-		src := filepath.Join(r.repo, "internal", "gc", "version.go")
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		const edited = "0.9.0-node-test"
-		changed := regexp.MustCompile(`const Version = "[^"]*"`).ReplaceAll(b, []byte(`const Version = "`+edited+`"`))
-		if bytes.Equal(changed, b) {
-			t.Fatalf("%s has no `const Version = \"...\"` to change", src)
-		}
-		// The edit is a developer's save in the checkout; it is undone
-		// whatever happens next.
-		if err := os.WriteFile(src, changed, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := os.WriteFile(src, b, 0o644); err != nil {
-				t.Errorf("restoring %s: %v", src, err)
-			}
-		})
+		// The edit is a developer's save in the checkout, undone at the step's end.
+		edited := freshVersion("node-test")
+		r.editFile("internal/gc/version.go", `const Version = "`+gcVersion(t, r.repo)+`"`, `const Version = "`+edited+`"`)
 		out := r.mustMake(30*time.Minute, "run", "PROFILE=node")
 		r.requireAllPass(out)
+		// Only the image whose inputs changed is built (issue 10).
+		if b := built(out); len(b) != 1 || b[0] != "global-controller" {
+			t.Errorf("a GC source edit built %v, want [global-controller]", b)
+		}
 		if uid := r.jobUID(out); uid == firstUID {
 			t.Errorf("the second run's report came from the first run's Job (uid %s)", uid)
 		}
@@ -326,7 +320,7 @@ func TestNode(t *testing.T) {
 		t.Run("meeting controllers scaled to 0", func(t *testing.T) {
 			r.mustKubectl("-n", "dark-tower", "scale", "deployment/meeting-controller", "--replicas=0")
 			r.mustKubectl("-n", "dark-tower", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=meeting-controller", "--timeout=120s")
-			out, code := r.verify()
+			out, code := r.verify(faultDeadline)
 			r.expectFailure(out, code, "gc.registration")
 			r.mustKubectl("-n", "dark-tower", "scale", "deployment/meeting-controller", "--replicas=2")
 			r.mustKubectl("-n", "dark-tower", "rollout", "status", "deployment/meeting-controller", "--timeout=300s")
@@ -339,7 +333,7 @@ func TestNode(t *testing.T) {
 			}
 			patch(wrong)
 			defer patch(orig)
-			out, code := r.verify()
+			out, code := r.verify(faultDeadline)
 			r.expectFailure(out, code, "redis.reachable")
 			if strings.Contains(out, "not-the-password") {
 				t.Errorf("the verifier's report shows the password it was given")
@@ -348,7 +342,7 @@ func TestNode(t *testing.T) {
 		t.Run("postgres scaled to 0", func(t *testing.T) {
 			r.mustKubectl("-n", "dark-tower", "scale", "statefulset/postgres", "--replicas=0")
 			r.mustKubectl("-n", "dark-tower", "wait", "--for=delete", "pod/postgres-0", "--timeout=120s")
-			out, code := r.verify()
+			out, code := r.verify(faultDeadline)
 			r.expectFailure(out, code, "postgres.reachable")
 			if v := verdicts(out)["postgres.schema"]; v != "BLOCKED" {
 				t.Errorf("postgres.schema: %q with Postgres down, want BLOCKED", v)
@@ -363,8 +357,29 @@ func TestNode(t *testing.T) {
 		r.requireAllPass(out)
 	})
 
+	step("skaffold dev", func(t *testing.T) { r.devLoop() })
+
+	step("the remote profile's network, found in the cluster", func(t *testing.T) {
+		out, code := r.cmd(time.Minute, "env", "KUBECTL="+r.nodeKubectl(), "POD_CIDR=", "KUBERNETES_SERVICE_IP=", "kind/cluster-network.sh")
+		if code != 0 {
+			t.Fatalf("kind/cluster-network.sh: exit %d: %s", code, out)
+		}
+		b, err := os.ReadFile(filepath.Join(r.repo, "infra", "overlays", "remote", "cluster-network.env"))
+		if want := "POD_CIDR=" + node.NodePodCIDR + "\nKUBERNETES_SERVICE_IP=" + node.APIServiceIP + "\n"; err != nil || string(b) != want {
+			t.Errorf("cluster-network.env: %q (%v), want %q", b, err, want)
+		}
+	})
+
 	step("delete, down, up again", func(t *testing.T) {
 		r.mustMake(10*time.Minute, "delete", "PROFILE=node")
+		// Skaffold never deployed the namespaces (kind/namespaces.sh did), so
+		// its delete leaves them and the datastores' volumes.
+		for _, ns := range []string{"dark-tower", "dark-tower-observability"} {
+			r.mustKubectl("get", "namespace", ns)
+		}
+		if pvcs := r.mustKubectl("-n", "dark-tower", "get", "pvc", "-o", "name"); !strings.Contains(pvcs, "postgres-0") || !strings.Contains(pvcs, "redis-0") {
+			t.Errorf("the datastores' claims after make delete: %q, want Postgres's and Redis's", pvcs)
+		}
 		r.mustMake(5*time.Minute, "node-down")
 		r.checkNothingLeft()
 		if t.Failed() {
@@ -379,11 +394,20 @@ func TestNode(t *testing.T) {
 }
 
 // verify runs the verifier Job as Skaffold's hook does (the script itself,
-// so its exit status is the verifier's, not make's).
-func (r *run) verify() (string, int) {
+// so its exit status is the verifier's, not make's), with env added.
+func (r *run) verify(env ...string) (string, int) {
 	r.t.Helper()
-	kubectl := fmt.Sprintf("%s --kubeconfig %s --context %s", filepath.Join(r.bin, "kubectl"), filepath.Join(r.dir, "kubeconfig"), node.ContextName)
-	return r.cmd(10*time.Minute, "env", "KUBECTL="+kubectl, "kind/verify-cluster.sh")
+	return r.cmd(10*time.Minute, "env", append(append([]string{"KUBECTL=" + r.nodeKubectl()}, env...), "kind/verify-cluster.sh")...)
+}
+
+// faultDeadline is the verifier's deadline for runs that must fail: a check
+// that fails is retried until the deadline, and the default 180s would only
+// make the test slower.
+const faultDeadline = "VERIFIER_DEADLINE=60s"
+
+// nodeKubectl is the kubectl command for the node, as the scripts take it.
+func (r *run) nodeKubectl() string {
+	return fmt.Sprintf("%s --kubeconfig %s --context %s", filepath.Join(r.bin, "kubectl"), filepath.Join(r.dir, "kubeconfig"), node.ContextName)
 }
 
 // jobUID is the uid of the Job whose pod's report out holds.
@@ -488,8 +512,17 @@ func (r *run) checkNothingLeft() {
 		t.Errorf("processes still running from %s:\n%s", r.dir, s)
 	}
 	for _, name := range []string{"kubelet", "containerd", "dockerd", "kube-apiserver", "kube-proxy", "kube-scheduler", "kube-controller", "kube-router", "etcd", "registry", "containerd-shim"} {
-		if out, _ := exec.Command("pgrep", "-x", name).Output(); len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("a %s process is still running (pids %s)", name, strings.Fields(string(out)))
+		out, _ := exec.Command("pgrep", "-x", name).Output()
+		// Zombies have exited: the daemons' parent (node up) is gone, and
+		// where PID 1 does not reap orphans (CI's container) they stay.
+		var running []string
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && procs.Alive(pid) {
+				running = append(running, f)
+			}
+		}
+		if len(running) > 0 {
+			t.Errorf("a %s process is still running (pids %s)", name, running)
 		}
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
@@ -526,5 +559,269 @@ func (r *run) checkNothingLeft() {
 	sets, _ := exec.Command("ipset", "list", "-n").Output()
 	if s := strings.TrimSpace(string(sets)); s != "" {
 		t.Errorf("ipsets left behind: %s", strings.Fields(s))
+	}
+}
+
+// dev is `make dev PROFILE=node` running in the background, its output
+// collected as it comes.
+type dev struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+}
+
+func (d *dev) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// reportEnd is the verifier's last line of a report.
+var reportEnd = regexp.MustCompile(`(?m)^\d+ passed, \d+ failed, \d+ blocked in .*\(exit (\d+)\)$`)
+
+// startDev starts `make dev PROFILE=node` in a process group of its own, as
+// a terminal would, so that stop can send the group SIGINT like Ctrl-C.
+func (r *run) startDev(env ...string) *dev {
+	r.t.Helper()
+	d := &dev{done: make(chan struct{})}
+	d.cmd = exec.Command("make", "-C", r.repo, "--no-print-directory", "NODE_DIR="+r.dir, "BIN="+r.bin, "dev", "PROFILE=node")
+	d.cmd.Dir = r.repo
+	d.cmd.Env = append(os.Environ(), env...)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	fmt.Fprintf(r.log, "\n$ make dev PROFILE=node (background)\n")
+	if err := d.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				d.mu.Lock()
+				d.out.Write(buf[:n])
+				d.mu.Unlock()
+				r.log.Write(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		d.cmd.Wait()
+		pw.Close()
+		close(d.done)
+	}()
+	return d
+}
+
+// stop sends the process group SIGINT (Ctrl-C) and waits for Skaffold's
+// clean-up; SIGKILL after five minutes.
+func (d *dev) stop(t testing.TB) {
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Minute):
+		t.Errorf("make dev did not stop within 5 minutes of SIGINT")
+		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+}
+
+// nextReport waits for the verifier's report after offset in the output and
+// returns it (from the line announcing the Job's pod), its exit status, what
+// came before it since offset (the iteration's build and deploy) and the
+// offset after it.
+func (d *dev) nextReport(t testing.TB, offset int, timeout time.Duration) (report string, code int, iteration string, next int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := d.output()
+		if m := reportEnd.FindStringSubmatchIndex(out[offset:]); m != nil {
+			end := offset + m[1]
+			seg := out[offset:end]
+			start := strings.LastIndex(seg, "verify-cluster: reading pod")
+			if start < 0 {
+				start = 0
+			}
+			fmt.Sscan(out[offset+m[2]:offset+m[3]], &code)
+			return seg[start:], code, seg[:start], end
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("make dev exited before the next report; the end of its output:\n%s", lastLines(out, 40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no verifier report within %s; the end of make dev's output:\n%s", timeout, lastLines(out, 40))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// freshVersion is a GC version no earlier run used: the node's registry
+// keeps its images across runs (tools cache), and Skaffold does not build
+// an image whose inputDigest tag the registry already holds ("Found
+// Remotely"), so a repeated edit would build nothing.
+func freshVersion(what string) string {
+	return fmt.Sprintf("0.9.0-%s-%d", what, time.Now().UnixNano())
+}
+
+// built lists the images an iteration's output says Skaffold built.
+func built(iteration string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`(?m)^Building \[dark-tower/([^\]]+)\]`).FindAllStringSubmatch(iteration, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// editFile rewrites a file of the checkout for the rest of the test, like a
+// developer's save, and undoes it at the end whatever happens.
+func (r *run) editFile(rel, old, new string) {
+	r.t.Helper()
+	path := filepath.Join(r.repo, rel)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		r.t.Fatalf("%s has no %q to change", rel, old)
+	}
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			r.t.Errorf("restoring %s: %v", rel, err)
+		}
+	})
+}
+
+// podNames lists the pods of one app.kubernetes.io/name in dark-tower.
+func (r *run) podNames(app string) string {
+	r.t.Helper()
+	return r.mustKubectl("-n", "dark-tower", "get", "pods", "-l", "app.kubernetes.io/name="+app, "-o", "jsonpath={.items[*].metadata.name}")
+}
+
+// devLoop: `make dev PROFILE=node` gives a green report; a GC source edit
+// rebuilds GC alone and rolls GC alone (AC and MC keep their pods, the
+// migration Job is not rerun), and GC serves the new build; a manifest edit that breaks the fleet (MC replicas
+// 0) deploys without a build and shows a red report while the loop keeps
+// running; undoing it turns the report green again; Ctrl-C removes what
+// Skaffold deployed and leaves the namespaces and the datastores' volumes.
+func (r *run) devLoop() {
+	t := r.t
+	d := r.startDev(faultDeadline)
+	stopped := false
+	defer func() {
+		if !stopped {
+			d.stop(t)
+		}
+	}()
+	report, code, _, off := d.nextReport(t, 0, 15*time.Minute)
+	if code != 0 {
+		t.Fatalf("first skaffold dev iteration: exit %d:\n%s", code, lastLines(report, 40))
+	}
+	r.requireAllPass(report)
+	acPods, mcPods := r.podNames("ac-service"), r.podNames("meeting-controller")
+	migration := r.mustKubectl("-n", "dark-tower", "get", "job/db-migrate", "-o", "jsonpath={.metadata.uid}")
+
+	// An edit before Skaffold watches again would be part of its baseline.
+	d.watching(t, off, 5*time.Minute)
+	edited := freshVersion("dev-loop")
+	start := time.Now()
+	r.editFile("internal/gc/version.go", `const Version = "`+gcVersion(t, r.repo)+`"`, `const Version = "`+edited+`"`)
+	report, code, iter, off := d.nextReport(t, off, 15*time.Minute)
+	t.Logf("GC edit to green report: %s", time.Since(start).Round(time.Second))
+	if code != 0 {
+		t.Fatalf("after the GC edit: exit %d:\n%s", code, lastLines(report, 40))
+	}
+	r.requireAllPass(report)
+	if b := built(iter); len(b) != 1 || b[0] != "global-controller" {
+		t.Errorf("a GC source edit built %v, want [global-controller]", b)
+	}
+	if got := r.mustKubectl("get", "--raw", "/api/v1/namespaces/dark-tower/services/global-controller:8080/proxy/version"); !strings.Contains(got, `"version":"`+edited+`"`) {
+		t.Errorf("GET /version after the dev iteration: %s, want version %s", got, edited)
+	}
+	if got := r.podNames("ac-service"); got != acPods {
+		t.Errorf("AC's pods changed with a GC edit: %q, then %q", acPods, got)
+	}
+	if got := r.podNames("meeting-controller"); got != mcPods {
+		t.Errorf("MC's pods changed with a GC edit: %q, then %q", mcPods, got)
+	}
+	if got := r.mustKubectl("-n", "dark-tower", "get", "job/db-migrate", "-o", "jsonpath={.metadata.uid}"); got != migration {
+		t.Errorf("the migration Job was recreated (uid %s, then %s) though neither its image nor the migrations changed", migration, got)
+	}
+
+	// A manifest edit: deployed without a build; here a broken one.
+	mc := "infra/overlays/kind/laptop/meeting-controller.yaml"
+	d.watching(t, off, 5*time.Minute)
+	r.editFile(mc, "spec:\n  template:", "spec:\n  replicas: 0\n  template:")
+	report, code, iter, off = d.nextReport(t, off, 10*time.Minute)
+	if b := built(iter); len(b) != 0 {
+		t.Errorf("a manifest edit built %v, want nothing", b)
+	}
+	if n := strings.TrimSpace(r.mustKubectl("-n", "dark-tower", "get", "deployment/meeting-controller", "-o", "jsonpath={.spec.replicas}")); n != "0" {
+		t.Errorf("meeting-controller replicas %s after the manifest edit, want 0", n)
+	}
+	r.expectFailure(report, code, "gc.registration")
+
+	// Undone: the loop is still running and turns green.
+	d.watching(t, off, 5*time.Minute)
+	restore, err := os.ReadFile(filepath.Join(r.repo, mc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.repo, mc), bytes.Replace(restore, []byte("  replicas: 0\n"), nil, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	report, code, _, _ = d.nextReport(t, off, 10*time.Minute)
+	if code != 0 {
+		t.Fatalf("after the manifest edit was undone: exit %d:\n%s", code, lastLines(report, 40))
+	}
+	r.requireAllPass(report)
+
+	d.stop(t)
+	stopped = true
+	// Skaffold's clean-up removed what it deployed, not the namespaces or
+	// the volumes (docs/kind.md).
+	if left := strings.TrimSpace(r.mustKubectl("-n", "dark-tower", "get", "deployments,statefulsets", "-o", "name")); left != "" {
+		t.Errorf("after Ctrl-C, still deployed: %s", left)
+	}
+	for _, ns := range []string{"dark-tower", "dark-tower-observability"} {
+		r.mustKubectl("get", "namespace", ns)
+	}
+	if pvcs := r.mustKubectl("-n", "dark-tower", "get", "pvc", "-o", "name"); !strings.Contains(pvcs, "postgres-0") || !strings.Contains(pvcs, "redis-0") {
+		t.Errorf("the datastores' claims after Ctrl-C: %q, want Postgres's and Redis's", pvcs)
+	}
+}
+
+// gcVersion is the Version constant of internal/gc/version.go in repo.
+func gcVersion(t testing.TB, repo string) string {
+	b, err := os.ReadFile(filepath.Join(repo, "internal", "gc", "version.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`const Version = "([^"]*)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("internal/gc/version.go has no `const Version = \"...\"`")
+	}
+	return string(m[1])
+}
+
+// watching waits until Skaffold watches for changes again after offset: an
+// edit made before that is part of its baseline and starts no iteration.
+func (d *dev) watching(t testing.TB, offset int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(d.output()[offset:], "Watching for changes") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Skaffold not watching for changes within %s; the end of make dev's output:\n%s", timeout, lastLines(d.output(), 40))
+		}
+		time.Sleep(time.Second)
 	}
 }

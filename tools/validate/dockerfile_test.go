@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -143,4 +144,26 @@ func atoi(s string) int {
 	var n int
 	fmt.Sscanf(s, "%d", &n)
 	return n
+}
+
+// TestDockerignoreCurrent: each image's Dockerfile.dockerignore is what infra/docker/dockerignore.sh
+// makes of its binary's imports now; a stale one would leave a new package out of the build (or
+// rebuild the image for changes it does not contain).
+func TestDockerignoreCurrent(t *testing.T) {
+	for _, bin := range imageBinaries {
+		cmd := exec.Command(Path(t, "infra", "docker", "dockerignore.sh"), bin)
+		cmd.Stderr = os.Stderr
+		want, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("infra/docker/dockerignore.sh %s: %v", bin, err)
+		}
+		path := "infra/docker/" + bin + "/Dockerfile.dockerignore"
+		got, err := os.ReadFile(Path(t, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s is stale: run `make dockerignore`; want:\n%s", path, want)
+		}
+	}
 }

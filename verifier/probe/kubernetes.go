@@ -91,11 +91,15 @@ type rollout struct {
 	want, ready, updated, total int32
 	generation, observed        int64
 	selector                    *metav1.LabelSelector
-	failure                     string // a ReplicaFailure condition: pods could not even be created
+	failure                     string   // a ReplicaFailure condition: pods could not even be created
+	images                      []string // the pod template's, so a report says which build it saw
 }
 
 func (r rollout) summary() string {
 	s := fmt.Sprintf("%d/%d ready", r.ready, r.want)
+	if len(r.images) > 0 {
+		s += " (" + strings.Join(r.images, ", ") + ")"
+	}
 	if r.updated != r.want {
 		s += fmt.Sprintf(", %d updated", r.updated)
 	}
@@ -124,7 +128,8 @@ func getRollout(ctx context.Context, cs kubernetes.Interface, w workload) (rollo
 			return rollout{}, err
 		}
 		r := rollout{want: replicas(d.Spec.Replicas), ready: d.Status.ReadyReplicas, updated: d.Status.UpdatedReplicas,
-			total: d.Status.Replicas, generation: d.Generation, observed: d.Status.ObservedGeneration, selector: d.Spec.Selector}
+			total: d.Status.Replicas, generation: d.Generation, observed: d.Status.ObservedGeneration, selector: d.Spec.Selector,
+			images: templateImages(d.Spec.Template)}
 		for _, c := range d.Status.Conditions {
 			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
 				r.failure = "ReplicaFailure: " + c.Message
@@ -142,15 +147,34 @@ func getRollout(ctx context.Context, cs kubernetes.Interface, w workload) (rollo
 			updated = want // no revision in flight; OnDelete sets never count up
 		}
 		return rollout{want: want, ready: s.Status.ReadyReplicas, updated: updated, total: s.Status.Replicas,
-			generation: s.Generation, observed: s.Status.ObservedGeneration, selector: s.Spec.Selector}, nil
+			generation: s.Generation, observed: s.Status.ObservedGeneration, selector: s.Spec.Selector,
+			images: templateImages(s.Spec.Template)}, nil
 	default:
 		d, err := cs.AppsV1().DaemonSets(w.ns).Get(ctx, w.name, get)
 		if err != nil {
 			return rollout{}, err
 		}
 		return rollout{want: d.Status.DesiredNumberScheduled, ready: d.Status.NumberReady, updated: d.Status.UpdatedNumberScheduled,
-			total: d.Status.CurrentNumberScheduled, generation: d.Generation, observed: d.Status.ObservedGeneration, selector: d.Spec.Selector}, nil
+			total: d.Status.CurrentNumberScheduled, generation: d.Generation, observed: d.Status.ObservedGeneration, selector: d.Spec.Selector,
+			images: templateImages(d.Spec.Template)}, nil
 	}
+}
+
+// templateImages names the images of a pod template's containers, short:
+// the last path element and the tag, without the digest, a 64-hex tag
+// (Skaffold's inputDigest) cut to 12 characters, enough to tell one build
+// of ours from the next.
+func templateImages(pt corev1.PodTemplateSpec) []string {
+	var out []string
+	for _, c := range pt.Spec.Containers {
+		ref, _, _ := strings.Cut(c.Image, "@")
+		ref = ref[strings.LastIndex(ref, "/")+1:]
+		if name, tag, ok := strings.Cut(ref, ":"); ok && len(tag) == 64 {
+			ref = name + ":" + tag[:12]
+		}
+		out = append(out, ref)
+	}
+	return out
 }
 
 func replicas(p *int32) int32 {

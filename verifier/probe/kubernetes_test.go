@@ -82,6 +82,22 @@ func TestKubernetesChecks(t *testing.T) {
 		}
 		wantIn(t, res.Observed, "dark-tower/deployment/ac-service 2/2 ready", "dark-tower-observability/daemonset/alloy 1/1 ready")
 
+		// The evidence says which build each workload runs (issue 10): a
+		// Skaffold-built image by its name and the start of its inputDigest tag.
+		tag := strings.Repeat("3f9a", 16)
+		d, err := k.cs.AppsV1().Deployments("dark-tower").Get(bg, "ac-service", metav1.GetOptions{})
+		k.check(err)
+		d.Spec.Template.Spec.Containers[0].Image = "127.0.0.1:5001/dark-tower_ac-service:" + tag + "@sha256:" + strings.Repeat("0", 64)
+		_, err = k.cs.AppsV1().Deployments("dark-tower").Update(bg, d, metav1.UpdateOptions{})
+		k.check(err)
+		k.deploymentStatus("dark-tower", "ac-service", 2, 2)
+		res, _ = run()
+		if res.Err != nil {
+			t.Fatalf("all ready after a new image: %v (%s)", res.Err, res.Observed)
+		}
+		wantIn(t, res.Observed, "dark-tower/deployment/ac-service 2/2 ready (dark-tower_ac-service:"+tag[:12]+")",
+			"dark-tower/statefulset/redis 1/1 ready (redis)")
+
 		// GC crash-loops: 0 of 2 ready, its pods say why.
 		k.deploymentStatus("dark-tower", "global-controller", 2, 0)
 		k.pod("dark-tower", "global-controller-7d9f-abcde", "global-controller", []string{"global-controller"}, nil, func(p *corev1.Pod) {
