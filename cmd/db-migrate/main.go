@@ -5,43 +5,43 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 	"time"
 
 	"github.com/darktower/devstack/internal/config"
 	"github.com/darktower/devstack/internal/database"
-	"github.com/darktower/devstack/internal/logging"
+	"github.com/darktower/devstack/internal/secret"
 )
 
-func main() {
-	log := logging.New("db-migrate")
-	cfg := config.FromEnv()
-	dbURL := cfg.Secret("DATABASE_URL")
-	timeout := cfg.Duration("MIGRATE_TIMEOUT", 2*time.Minute)
-	if err := cfg.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if cfg.URL("DATABASE_URL", "postgres", "postgresql"); cfg.Err() != nil {
-		fmt.Fprintln(os.Stderr, cfg.Err())
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func main() { config.Main("db-migrate", loadConfig, migrate) }
 
+type migrateConfig struct {
+	DatabaseURL secret.Value
+	Timeout     time.Duration // MIGRATE_TIMEOUT: the whole run, retries included
+}
+
+func loadConfig(r *config.Reader) (migrateConfig, error) {
+	c := migrateConfig{
+		DatabaseURL: r.DatabaseURL(),
+		Timeout:     r.Duration("MIGRATE_TIMEOUT", 2*time.Minute),
+	}
+	return c, r.Err()
+}
+
+// migrate brings the schema up to the embedded version, retrying while
+// Postgres is not yet reachable, until ctx ends or the timeout passes.
+func migrate(ctx context.Context, cfg migrateConfig, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
 	want, err := database.EmbeddedVersion()
 	if err != nil {
-		log.Error("reading embedded migrations", "error", err)
-		os.Exit(1)
+		return fmt.Errorf("reading embedded migrations: %w", err)
 	}
-	from, to, err := database.MigrateWithRetry(ctx, dbURL.Reveal(), log)
+	target := database.Target(cfg.DatabaseURL.Reveal())
+	from, to, err := database.MigrateWithRetry(ctx, cfg.DatabaseURL.Reveal(), log)
 	if err != nil {
-		log.Error("migration failed", "target", database.Target(dbURL.Reveal()), "error", err)
-		os.Exit(1)
+		return fmt.Errorf("migration of %s failed: %w", target, err)
 	}
-	log.Info("schema up to date", "target", database.Target(dbURL.Reveal()), "from_version", from, "version", to, "embedded_version", want)
+	log.Info("schema up to date", "target", target, "from_version", from, "version", to, "embedded_version", want)
+	return nil
 }

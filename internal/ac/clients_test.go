@@ -92,7 +92,7 @@ func TestParseClientsRefusesBadEntries(t *testing.T) {
 	}
 }
 
-func TestReadConfig(t *testing.T) {
+func TestLoadConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "clients.yaml")
 	if err := os.WriteFile(file, []byte(goodClients), 0o600); err != nil {
@@ -106,7 +106,7 @@ func TestReadConfig(t *testing.T) {
 			"AC_CLIENTS_FILE": file,
 		}
 	}
-	cfg, err := ReadConfig(config.FromMap(base()))
+	cfg, err := LoadConfig(config.FromMap(base()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestReadConfig(t *testing.T) {
 		} else {
 			env[c.key] = c.value
 		}
-		_, err := ReadConfig(config.FromMap(env))
+		_, err := LoadConfig(config.FromMap(env))
 		if err == nil || !config.IsConfigError(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s=%q: error %v, want a config error naming %s", c.key, c.value, err, c.want)
 		}

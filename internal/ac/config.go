@@ -2,7 +2,6 @@ package ac
 
 import (
 	"crypto/ed25519"
-	"fmt"
 	"time"
 
 	"github.com/darktower/devstack/internal/config"
@@ -17,30 +16,35 @@ type Config struct {
 	ClientsFile string
 	Clients     []Client
 	TokenTTL    time.Duration
+	// ShutdownGrace is how long requests in flight may finish after SIGTERM.
+	// AC has no variable for it: the shared default, not read from the environment.
+	ShutdownGrace time.Duration
 }
 
-// ReadConfig reads and checks every setting, including the clients file, and
+// LoadConfig reads and checks every setting, including the clients file, and
 // returns the first problem as a *config.Error naming the variable.
-func ReadConfig(r *config.Reader) (Config, error) {
+func LoadConfig(r *config.Reader) (Config, error) {
 	c := Config{
-		BindAddress: r.HostPort("BIND_ADDRESS", "0.0.0.0:8082"),
-		DatabaseURL: r.Secret("DATABASE_URL"),
-		SigningSeed: r.SecretBase64("AC_SIGNING_KEY", ed25519.SeedSize),
-		ClientsFile: r.String("AC_CLIENTS_FILE"),
-		TokenTTL:    r.Seconds("AC_TOKEN_TTL_SECONDS", time.Hour),
-	}
-	if !c.DatabaseURL.Empty() {
-		r.URL("DATABASE_URL", "postgres", "postgresql")
+		BindAddress:   r.HostPort("BIND_ADDRESS", "0.0.0.0:8082"),
+		DatabaseURL:   r.DatabaseURL(),
+		SigningSeed:   r.SecretBase64("AC_SIGNING_KEY", ed25519.SeedSize),
+		ClientsFile:   r.String("AC_CLIENTS_FILE"),
+		TokenTTL:      r.Seconds("AC_TOKEN_TTL_SECONDS", time.Hour),
+		ShutdownGrace: config.DefaultShutdownGrace,
 	}
 	if err := r.Err(); err != nil {
 		return c, err
 	}
+	// Checked only once the settings above are sound: the seed is decoded and
+	// the file named.
 	if n := len(c.SigningSeed.Reveal()); n != ed25519.SeedSize {
-		return c, &config.Error{Name: "AC_SIGNING_KEY", Msg: fmt.Sprintf("expected exactly %d bytes (an Ed25519 seed) after base64 decoding, got %d", ed25519.SeedSize, n)}
+		r.Fail("AC_SIGNING_KEY", "expected exactly %d bytes (an Ed25519 seed) after base64 decoding, got %d", ed25519.SeedSize, n)
+		return c, r.Err()
 	}
 	clients, err := LoadClients(c.ClientsFile)
 	if err != nil {
-		return c, &config.Error{Name: "AC_CLIENTS_FILE", Msg: err.Error()}
+		r.Fail("AC_CLIENTS_FILE", "%s", err.Error())
+		return c, r.Err()
 	}
 	c.Clients = clients
 	return c, nil

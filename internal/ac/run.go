@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
 
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/database"
@@ -14,13 +13,9 @@ import (
 	"github.com/darktower/devstack/internal/metrics"
 )
 
-// shutdownGrace is how long requests in flight may finish after SIGTERM;
-// Kubernetes waits 30 s before SIGKILL.
-const shutdownGrace = 10 * time.Second
-
-// Run serves AC until ctx ends. It serves at once, so /health answers and
-// /ready says 503 while the database is still unreachable and the clients
-// file not yet synced.
+// Run serves AC until ctx ends (config.Main calls it). It serves at once, so
+// /health answers and /ready says 503 while the database is still unreachable
+// and the clients file not yet synced.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	signer, err := auth.NewSigner([]byte(cfg.SigningSeed.Reveal()))
 	if err != nil {
@@ -49,5 +44,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			log.Error("service client sync gave up", "target", target, "error", err)
 		}
 	}()
-	return httpserver.Serve(ctx, ln, svc.Handler(), shutdownGrace, log)
+	if err := httpserver.Serve(ctx, ln, svc.Handler(), cfg.ShutdownGrace, log); err != nil {
+		return err
+	}
+	log.Info("shut down")
+	return nil
 }

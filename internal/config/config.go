@@ -3,6 +3,8 @@
 // A Reader collects every problem and Err reports the first one as a single
 // line that names the variable and what it expects, so a misconfigured pod
 // says exactly what to fix. Values of secret settings never appear in errors.
+// Main runs a service binary from those settings, so every binary reads its
+// environment, handles signals and exits the same way.
 package config
 
 import (
@@ -44,7 +46,9 @@ func (r *Reader) Err() error {
 // Errs returns every problem found.
 func (r *Reader) Errs() []error { return r.errs }
 
-func (r *Reader) fail(name, format string, a ...any) {
+// Fail records a problem a caller found in a setting it read, so the caller's
+// own checks are reported in the same form and order as the Reader's.
+func (r *Reader) Fail(name, format string, a ...any) {
 	r.errs = append(r.errs, &Error{Name: name, Msg: fmt.Sprintf(format, a...)})
 }
 
@@ -67,7 +71,7 @@ func (r *Reader) raw(name string, required bool, def string) (string, bool) {
 	v = strings.TrimSpace(v)
 	if !ok || v == "" {
 		if required {
-			r.fail(name, "required but not set")
+			r.Fail(name, "required but not set")
 			return "", false
 		}
 		return def, false
@@ -104,11 +108,11 @@ func (r *Reader) SecretBase64(name string, minBytes int) secret.Value {
 		b, err = base64.RawStdEncoding.DecodeString(v)
 	}
 	if err != nil {
-		r.fail(name, "expected standard base64 (the value is not shown)")
+		r.Fail(name, "expected standard base64 (the value is not shown)")
 		return secret.Value{}
 	}
 	if len(b) < minBytes {
-		r.fail(name, "expected at least %d bytes after base64 decoding, got %d", minBytes, len(b))
+		r.Fail(name, "expected at least %d bytes after base64 decoding, got %d", minBytes, len(b))
 		return secret.Value{}
 	}
 	return secret.New(string(b))
@@ -122,11 +126,11 @@ func (r *Reader) HostPort(name, def string) string {
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
-		r.fail(name, "expected host:port such as 0.0.0.0:8080, got %q", v)
+		r.Fail(name, "expected host:port such as 0.0.0.0:8080, got %q", v)
 		return ""
 	}
 	if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
-		r.fail(name, "expected a port number 0-65535 in host:port, got %q", v)
+		r.Fail(name, "expected a port number 0-65535 in host:port, got %q", v)
 		return ""
 	}
 	_ = host
@@ -142,7 +146,7 @@ func (r *Reader) URL(name string, schemes ...string) *url.URL {
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" {
-		r.fail(name, "expected an absolute URL like %s://host:port", schemes[0])
+		r.Fail(name, "expected an absolute URL like %s://host:port", schemes[0])
 		return nil
 	}
 	for _, s := range schemes {
@@ -150,7 +154,7 @@ func (r *Reader) URL(name string, schemes ...string) *url.URL {
 			return u
 		}
 	}
-	r.fail(name, "expected scheme %s, got %q", strings.Join(schemes, " or "), u.Scheme)
+	r.Fail(name, "expected scheme %s, got %q", strings.Join(schemes, " or "), u.Scheme)
 	return nil
 }
 
@@ -162,7 +166,7 @@ func (r *Reader) Int(name string, def, min, max int) int {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < min || n > max {
-		r.fail(name, "expected an integer from %d to %d, got %q", min, max, v)
+		r.Fail(name, "expected an integer from %d to %d, got %q", min, max, v)
 		return def
 	}
 	return n
@@ -181,17 +185,40 @@ func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		r.fail(name, "expected a positive duration such as 500ms or 10s, got %q", v)
+		r.Fail(name, "expected a positive duration such as 500ms or 10s, got %q", v)
 		return def
 	}
 	return d
+}
+
+// DatabaseURL returns the required Postgres URL in DATABASE_URL, which every
+// binary that talks to Postgres reads the same way. It is a secret because it
+// carries the password; only its scheme and host are checked, and the value
+// never appears in an error.
+func (r *Reader) DatabaseURL() secret.Value {
+	v := r.Secret("DATABASE_URL")
+	if !v.Empty() {
+		r.URL("DATABASE_URL", "postgres", "postgresql")
+	}
+	return v
+}
+
+// DefaultShutdownGrace is how long a service may drain after SIGTERM unless
+// its *_SHUTDOWN_GRACE says otherwise. Kubernetes sends SIGKILL 30 s after
+// SIGTERM by default, so the drain ends first.
+const DefaultShutdownGrace = 20 * time.Second
+
+// ShutdownGrace returns an optional shutdown grace (a Go duration), by
+// default DefaultShutdownGrace.
+func (r *Reader) ShutdownGrace(name string) time.Duration {
+	return r.Duration(name, DefaultShutdownGrace)
 }
 
 // Region returns a required region name of 1 to 50 characters.
 func (r *Reader) Region(name string) string {
 	v := r.String(name)
 	if v != "" && len(v) > 50 {
-		r.fail(name, "expected 1 to 50 characters, got %d", len(v))
+		r.Fail(name, "expected 1 to 50 characters, got %d", len(v))
 	}
 	return v
 }

@@ -102,8 +102,9 @@ func (a *App) Serve(ctx context.Context, grpcLn, httpLn net.Listener) error {
 	return errors.Join(errs...)
 }
 
-// Run is the whole binary after configuration: connect (lazily: GC serves
-// /health while Postgres is down, /ready says 503), listen, serve until ctx ends.
+// Run is the whole binary after configuration (config.Main calls it): connect
+// (lazily: GC serves /health while Postgres is down, /ready says 503), listen,
+// serve until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	pool, err := database.Connect(ctx, cfg.DatabaseURL.Reveal())
 	if err != nil {
@@ -125,5 +126,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("starting", "version", Version, "database", database.Target(cfg.DatabaseURL.Reveal()), "jwks", cfg.ACJWKSURL,
 		"ac", cfg.ACInternalURL, "staleness_threshold", cfg.StalenessThreshold.String())
-	return New(ctx, cfg, pool, v, metrics.NewRegistry(), log).Serve(ctx, grpcLn, httpLn)
+	if err := New(ctx, cfg, pool, v, metrics.NewRegistry(), log).Serve(ctx, grpcLn, httpLn); err != nil {
+		return err
+	}
+	log.Info("global controller stopped")
+	return nil
 }

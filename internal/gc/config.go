@@ -31,17 +31,13 @@ type Config struct {
 	JoinMaxCallers        int           // GC_JOIN_MAX_CALLERS: callers the join limiter tracks
 }
 
-// LoadConfig reads the contract's variables; r.Err() reports the first
-// problem as one line naming the variable.
-func LoadConfig(r *config.Reader) Config {
+// LoadConfig reads the contract's variables and returns the first problem as
+// one line naming the variable.
+func LoadConfig(r *config.Reader) (Config, error) {
 	c := Config{
 		BindAddress:     r.HostPort("BIND_ADDRESS", "0.0.0.0:8080"),
 		GRPCBindAddress: r.HostPort("GC_GRPC_BIND_ADDRESS", "0.0.0.0:50051"),
-		DatabaseURL:     r.Secret("DATABASE_URL"),
-	}
-	if !c.DatabaseURL.Empty() {
-		// Checks the scheme and host; the Reader never echoes the value.
-		r.URL("DATABASE_URL", "postgres", "postgresql")
+		DatabaseURL:     r.DatabaseURL(),
 	}
 	if u := r.URL("AC_INTERNAL_URL", "http", "https"); u != nil {
 		c.ACInternalURL = strings.TrimSuffix(u.String(), "/")
@@ -59,7 +55,7 @@ func LoadConfig(r *config.Reader) Config {
 	c.UnhealthyRetention = r.Duration("GC_UNHEALTHY_RETENTION", time.Hour)
 	c.FastHeartbeat = r.Duration("GC_FAST_HEARTBEAT_INTERVAL", 10*time.Second)
 	c.ComprehensiveInterval = r.Duration("GC_COMPREHENSIVE_HEARTBEAT_INTERVAL", 30*time.Second)
-	c.ShutdownGrace = r.Duration("GC_SHUTDOWN_GRACE", 20*time.Second)
+	c.ShutdownGrace = r.ShutdownGrace("GC_SHUTDOWN_GRACE")
 	c.JoinBurst = r.Int("GC_JOIN_BURST", 20, 1, 100000)
 	c.JoinInterval = r.Duration("GC_JOIN_INTERVAL", 500*time.Millisecond)
 	c.JoinMaxCallers = r.Int("GC_JOIN_MAX_CALLERS", 10000, 1, 1000000)
@@ -67,5 +63,5 @@ func LoadConfig(r *config.Reader) Config {
 		// Only when GC_ID is unset and the hostname unknown.
 		c.ID = r.String("GC_ID")
 	}
-	return c
+	return c, r.Err()
 }

@@ -5,7 +5,6 @@
 package mc
 
 import (
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -72,28 +71,23 @@ func LoadConfig(r *config.Reader) (Config, error) {
 		MaxParticipants:    r.Int("MC_MAX_PARTICIPANTS", 1000, 1, 10_000_000),
 		TLSCertFile:        r.StringOr("MC_TLS_CERT_FILE", ""),
 		TLSKeyFile:         r.StringOr("MC_TLS_KEY_FILE", ""),
-		ShutdownGrace:      r.Duration("MC_SHUTDOWN_GRACE", 20*time.Second),
+		ShutdownGrace:      r.ShutdownGrace("MC_SHUTDOWN_GRACE"),
 		MeetingIdleTTL:     r.Duration("MC_MEETING_IDLE_TTL", 10*time.Minute),
 		MeetingGrace:       r.Duration("MC_MEETING_GRACE", time.Minute),
 		RegisterBackoffMin: 500 * time.Millisecond,
 		RegisterBackoffMax: 30 * time.Second,
 		RPCTimeout:         5 * time.Second,
 	}
-	var errs []error
-	fail := func(name, format string, a ...any) {
-		errs = append(errs, &config.Error{Name: name, Msg: fmt.Sprintf(format, a...)})
-	}
-
 	c.ID = r.StringOr("MC_ID", "")
 	if c.ID == "" {
 		c.ID = hostnameID()
 	}
 	if !idPattern.MatchString(c.ID) {
-		fail("MC_ID", "expected 1 to 255 characters of [A-Za-z0-9_-], got %q", c.ID)
+		r.Fail("MC_ID", "expected 1 to 255 characters of [A-Za-z0-9_-], got %q", c.ID)
 	}
 	if u := r.URL("GC_GRPC_URL", "http"); u != nil {
 		if u.Port() == "" || (u.Path != "" && u.Path != "/") {
-			fail("GC_GRPC_URL", "expected http://host:port with no path, got %q", u.Redacted())
+			r.Fail("GC_GRPC_URL", "expected http://host:port with no path, got %q", u.Redacted())
 		}
 		c.GCTarget = u.Host
 	}
@@ -101,7 +95,7 @@ func LoadConfig(r *config.Reader) (Config, error) {
 	if u := r.URL("REDIS_URL", "redis", "rediss"); u != nil {
 		if _, err := redis.ParseURL(c.RedisURL.Reveal()); err != nil {
 			// The parser's message may quote the URL, so it is not passed on.
-			fail("REDIS_URL", "expected redis://:password@host:port[/db] (the value is not shown)")
+			r.Fail("REDIS_URL", "expected redis://:password@host:port[/db] (the value is not shown)")
 		}
 	}
 
@@ -109,29 +103,24 @@ func LoadConfig(r *config.Reader) (Config, error) {
 	if v := r.StringOr("MC_ALLOW_LOOPBACK_ADVERTISE", ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			fail("MC_ALLOW_LOOPBACK_ADVERTISE", "expected true or false, got %q", v)
+			r.Fail("MC_ALLOW_LOOPBACK_ADVERTISE", "expected true or false, got %q", v)
 		}
 		allowLoopback = b
 	}
-	c.GRPCAdvertise = advertise(r, fail, "MC_GRPC_ADVERTISE_ADDRESS", "http", allowLoopback)
-	c.WTAdvertise = advertise(r, fail, "MC_WEBTRANSPORT_ADVERTISE_ADDRESS", "https", allowLoopback)
+	c.GRPCAdvertise = advertise(r, "MC_GRPC_ADVERTISE_ADDRESS", "http", allowLoopback)
+	c.WTAdvertise = advertise(r, "MC_WEBTRANSPORT_ADVERTISE_ADDRESS", "https", allowLoopback)
 
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		name := "MC_TLS_KEY_FILE"
 		if c.TLSCertFile == "" {
 			name = "MC_TLS_CERT_FILE"
 		}
-		fail(name, "MC_TLS_CERT_FILE and MC_TLS_KEY_FILE must be set together (or neither, for a generated dev certificate)")
+		r.Fail(name, "MC_TLS_CERT_FILE and MC_TLS_KEY_FILE must be set together (or neither, for a generated dev certificate)")
 	}
 
-	// Reader errors come first: they are in the order the variables were read.
-	if err := r.Err(); err != nil {
-		return c, err
-	}
-	if len(errs) > 0 {
-		return c, errs[0]
-	}
-	return c, nil
+	// MC's own checks go through r.Fail, so the first problem is the first in
+	// the order the variables were read.
+	return c, r.Err()
 }
 
 func urlString(r *config.Reader, name string, schemes ...string) string {
@@ -144,7 +133,7 @@ func urlString(r *config.Reader, name string, schemes ...string) string {
 // advertise reads an address MC hands to GC. GC and clients dial it from other
 // pods, so a loopback or unspecified host (SPEC section 9, mistake 5) is refused
 // unless local mode says every process shares one host.
-func advertise(r *config.Reader, fail func(string, string, ...any), name, scheme string, allowLoopback bool) string {
+func advertise(r *config.Reader, name, scheme string, allowLoopback bool) string {
 	u := r.URL(name, scheme)
 	if u == nil {
 		return ""
@@ -152,13 +141,13 @@ func advertise(r *config.Reader, fail func(string, string, ...any), name, scheme
 	s := strings.TrimRight(u.String(), "/")
 	switch {
 	case u.Port() == "":
-		fail(name, "expected %s://<pod-ip>:port with an explicit port, got %q", scheme, s)
+		r.Fail(name, "expected %s://<pod-ip>:port with an explicit port, got %q", scheme, s)
 	case u.Path != "" && u.Path != "/":
-		fail(name, "expected %s://<pod-ip>:port with no path, got %q", scheme, s)
+		r.Fail(name, "expected %s://<pod-ip>:port with no path, got %q", scheme, s)
 	case len(s) > 255:
-		fail(name, "expected at most 255 characters, got %d", len(s))
+		r.Fail(name, "expected at most 255 characters, got %d", len(s))
 	case !allowLoopback && isLoopbackHost(u.Hostname()):
-		fail(name, "host %q is not reachable from other pods; advertise the pod IP (set MC_ALLOW_LOOPBACK_ADVERTISE=true only in local mode)", u.Hostname())
+		r.Fail(name, "host %q is not reachable from other pods; advertise the pod IP (set MC_ALLOW_LOOPBACK_ADVERTISE=true only in local mode)", u.Hostname())
 	}
 	return s
 }

@@ -56,6 +56,19 @@ type Server struct {
 	meetings     atomic.Int64
 }
 
+// Run is the whole binary after configuration (config.Main calls it):
+// prepare the controller, then serve and drain as Server.Run does.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// quic-go and webtransport-go write through the standard log package;
+	// route that into the JSON logger.
+	slog.SetDefault(log)
+	srv, err := New(cfg, log)
+	if err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	return srv.Run(ctx)
+}
+
 // New prepares the controller: TLS certificate, Redis client and GC client.
 // Nothing is dialled yet; Run listens and serves.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
