@@ -170,7 +170,7 @@ migrate-wait: $(BIN)/kubectl
 	@KUBECTL="$(CLUSTER_KUBECTL)" kind/wait-migration.sh
 
 # Skaffold profile `operator` (before-deploy hook): the Prometheus operator
-# and its CRDs, so the ServiceMonitors of infra/operator can be applied. The
+# and its CRDs, so the ServiceMonitors of infra/servicemonitors can be applied. The
 # bundle is larger than client-side apply's annotation limit: server-side.
 PROMETHEUS_OPERATOR_VERSION := v0.93.0
 operator-install: $(BIN)/kubectl

@@ -240,14 +240,14 @@ func TestApplyKindOverlay(t *testing.T) {
 // operator's module, the version of the types used to decode them) and applies the operator
 // profile's ServiceMonitors on top of the namespaces.
 func TestApplyOperatorProfile(t *testing.T) {
-	ops := Render(t, OperatorDir)
+	ops := Render(t, ServiceMonitorsDir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newApplier(t)
 	crd := serviceMonitorCRD(t)
 	a.applyAll(ctx, append(append(Render(t, NamespacesDir).Objects, crd), ops.Objects...))
 	if n := len(ops.OfKind("ServiceMonitor")); n == 0 {
-		t.Errorf("%s renders no ServiceMonitor", OperatorDir)
+		t.Errorf("%s renders no ServiceMonitor", ServiceMonitorsDir)
 	}
 }
 

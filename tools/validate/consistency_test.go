@@ -209,7 +209,7 @@ func checkSelectorLabels(t *testing.T, ref string, sel map[string]string) {
 // TestLabels: every object carries app.kubernetes.io/name, component and part-of=dark-tower, and
 // every pod template the same.
 func TestLabels(t *testing.T) {
-	for _, dir := range []string{KindOverlay, OperatorDir, NamespacesDir} {
+	for _, dir := range []string{KindOverlay, ServiceMonitorsDir, NamespacesDir} {
 		m := Render(t, dir)
 		if dir == KindOverlay {
 			m = m.WithFiles(t, VerifierJob)

@@ -146,6 +146,25 @@ func atoi(s string) int {
 	return n
 }
 
+// TestDockerfilesCurrent: each image's Dockerfile is infra/docker/Dockerfile.template for its
+// binary, the one place for the build and the base images' digests.
+func TestDockerfilesCurrent(t *testing.T) {
+	tmpl, err := os.ReadFile(Path(t, "infra", "docker", "Dockerfile.template"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range imageBinaries {
+		path := "infra/docker/" + bin + "/Dockerfile"
+		got, err := os.ReadFile(Path(t, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ReplaceAll(string(tmpl), "@BINARY@", bin); string(got) != want {
+			t.Errorf("%s differs from infra/docker/Dockerfile.template: edit the template and run `make dockerfiles`", path)
+		}
+	}
+}
+
 // TestDockerignoreCurrent: each image's Dockerfile.dockerignore is what infra/docker/dockerignore.sh
 // makes of its binary's imports now; a stale one would leave a new package out of the build (or
 // rebuild the image for changes it does not contain).
@@ -163,7 +182,7 @@ func TestDockerignoreCurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(got) != string(want) {
-			t.Errorf("%s is stale: run `make dockerignore`; want:\n%s", path, want)
+			t.Errorf("%s is stale: run `make dockerfiles`; want:\n%s", path, want)
 		}
 	}
 }

@@ -18,12 +18,12 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-// Kustomizations rendered by the tests: what Skaffold deploys by default and in the operator
-// profile.
+// Kustomizations rendered by the tests: what Skaffold deploys by default, and the
+// ServiceMonitors its operator profile adds.
 const (
-	KindOverlay   = "infra/overlays/kind"
-	OperatorDir   = "infra/operator"
-	RemoteOverlay = "infra/overlays/remote"
+	KindOverlay        = "infra/overlays/kind"
+	ServiceMonitorsDir = "infra/servicemonitors"
+	RemoteOverlay      = "infra/overlays/remote"
 	// NamespacesDir is applied by Skaffold's datastores before-hook (kind/namespaces.sh), outside
 	// what Skaffold deploys and so deletes.
 	NamespacesDir = "infra/namespaces"

@@ -67,11 +67,11 @@ func typesVersion(t *testing.T) string {
 // operator's API types, and checks that each selects a rendered Service in its namespace whose
 // port it names, and that every component Prometheus scrapes has one.
 func TestServiceMonitors(t *testing.T) {
-	ops := Render(t, OperatorDir)
+	ops := Render(t, ServiceMonitorsDir)
 	base := Render(t, KindOverlay)
 	sms := ops.OfKind("ServiceMonitor")
 	if len(sms) == 0 {
-		t.Fatalf("%s renders no ServiceMonitor", OperatorDir)
+		t.Fatalf("%s renders no ServiceMonitor", ServiceMonitorsDir)
 	}
 	covered := map[string]bool{}
 	for _, o := range sms {
