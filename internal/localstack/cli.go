@@ -3,21 +3,68 @@ package localstack
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/darktower/devstack/internal/auth"
 )
 
-var errUsage = errors.New("unknown command: want up, down, status, verify, logs or clean")
+// IO is where Main reads its settings and writes (cmd/devstack passes the
+// process's own; tests their buffers).
+type IO struct {
+	Stdout, Stderr io.Writer
+	Lookup         func(string) (string, bool)
+	TTY            bool // stdout is a terminal: logs are coloured
+}
 
-// IsUsage reports whether err is a usage error (exit code 2).
-func IsUsage(err error) bool { return errors.Is(err, errUsage) }
+// subcommand is one devstack command: mutating ones hold the state
+// directory's lock; the others only read, and write nothing.
+type subcommand struct {
+	name, help string
+	mutating   bool
+	run        func(ctx context.Context, s *Stack, o opts) error
+}
+
+// opts are the flags a subcommand may use.
+type opts struct {
+	follow, colour bool
+	out            io.Writer
+}
+
+// commands is the one list of subcommands: usage and dispatch derive from it.
+var commands = []subcommand{
+	{"up", "start the stack (or what of it is stopped) and verify it", true, up},
+	{"down", "stop every process; data stays", true, func(_ context.Context, s *Stack, o opts) error {
+		if err := s.Down(); err != nil {
+			return err
+		}
+		fmt.Fprintln(o.out, "stack stopped; data kept in", s.StateDir, "(make clean removes it)")
+		return nil
+	}},
+	{"status", "list the processes and why a stopped one stopped", false, func(_ context.Context, s *Stack, o opts) error {
+		return s.Status(o.out)
+	}},
+	{"verify", "run the verifier against the running stack", false, verify},
+	{"logs", "follow the merged logs of every process", false, func(ctx context.Context, s *Stack, o opts) error {
+		return s.FollowLogs(ctx, o.out, 20, o.follow, o.colour)
+	}},
+	{"clean", "stop the stack and delete its state", true, func(_ context.Context, s *Stack, o opts) error {
+		if err := s.Clean(); err != nil {
+			return err
+		}
+		fmt.Fprintln(o.out, "stack stopped and", s.StateDir, "removed")
+		return nil
+	}},
+}
 
 // ExitError carries the exit code a command's failure means (SPEC section 8
 // for verify: 1 a check failed, 2 bad configuration or usage).
@@ -29,98 +76,143 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// ExitCode is the exit code for a command's error: 2 for usage, an
-// ExitError's own, else 1.
-func ExitCode(err error) int {
+// exitCode is the exit code for a command's error: an ExitError's own, else 1.
+func exitCode(err error) int {
 	var e *ExitError
 	switch {
 	case err == nil:
 		return 0
-	case IsUsage(err):
-		return 2
 	case errors.As(err, &e):
 		return e.Code
 	}
 	return 1
 }
 
-// Command runs one devstack subcommand. up, down and clean change the stack
-// and hold the state directory's lock; status, verify and logs only read,
-// and write nothing.
-func Command(ctx context.Context, cmd, stateDir string, base int, binDir string, follow bool, out io.Writer) error {
-	if cmd != "up" && cmd != "down" && cmd != "status" && cmd != "logs" && cmd != "clean" && cmd != "verify" {
-		return fmt.Errorf("%w (got %q)", errUsage, cmd)
+// Main runs devstack's command line and returns the exit code: 0 done, 1 a
+// failure (for verify: a check failed), 2 usage or configuration, 130
+// interrupted. The subcommand may come before or after the flags.
+func Main(ctx context.Context, args []string, stdio IO) int {
+	if stdio.Lookup == nil {
+		stdio.Lookup = os.LookupEnv
 	}
-	s, err := Open(stateDir, base, binDir, out)
+	// go-redis logs every failed dial while devstack waits for Redis; what
+	// failed is in devstack's own message, the rest is noise.
+	redis.SetLogger(quiet{})
+	env := func(k, def string) string {
+		if v, ok := stdio.Lookup(k); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stdio.Stderr)
+	stateDir := fs.String("state-dir", env("STATE_DIR", ".state"), "state directory (STATE_DIR)")
+	binDir := fs.String("bin-dir", env("BIN_DIR", "bin"), "where the service binaries are built (BIN_DIR)")
+	portBase := fs.String("port-base", env("PORT_BASE", strconv.Itoa(DefaultPortBase)), "first port of the set (PORT_BASE)")
+	follow := fs.Bool("follow", true, "logs: keep following")
+	fs.Usage = func() {
+		fmt.Fprintln(stdio.Stderr, "usage: devstack [flags] <command>\n\ncommands:")
+		for _, c := range commands {
+			fmt.Fprintf(stdio.Stderr, "  %-7s %s\n", c.name, c.help)
+		}
+		fmt.Fprintln(stdio.Stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	i := slices.IndexFunc(commands, func(c subcommand) bool { return c.name == name })
+	if i < 0 || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != name) {
+		if name != "" && i < 0 {
+			fmt.Fprintf(stdio.Stderr, "devstack: unknown command %q\n", name)
+		}
+		fs.Usage()
+		return 2
+	}
+	base, err := strconv.Atoi(*portBase)
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "PORT_BASE: expected a port number, got %q\n", *portBase)
+		return 2
+	}
+	if err := run(ctx, commands[i], *stateDir, base, *binDir, opts{follow: *follow, colour: stdio.TTY, out: stdio.Stdout}); err != nil {
+		if ctx.Err() != nil {
+			// Processes already started run on (their own sessions).
+			fmt.Fprintf(stdio.Stderr, "devstack: %s interrupted; what it started keeps running (make status shows it, make down stops it)\n", name)
+			return 130
+		}
+		fmt.Fprintln(stdio.Stderr, "devstack:", err)
+		return exitCode(err)
+	}
+	return 0
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// run opens the stack and runs c, under the state directory's lock when c
+// changes the stack.
+func run(ctx context.Context, c subcommand, stateDir string, base int, binDir string, o opts) error {
+	s, err := Open(stateDir, base, binDir, o.out)
 	if err != nil {
 		return err
 	}
-	if cmd == "up" || cmd == "down" || cmd == "clean" {
-		if cmd != "up" {
+	if c.mutating {
+		if c.name != "up" {
 			if _, err := os.Stat(s.StateDir); errors.Is(err, os.ErrNotExist) {
-				fmt.Fprintln(out, "nothing to stop: no stack in", s.StateDir)
+				fmt.Fprintln(o.out, "nothing to stop: no stack in", s.StateDir)
 				return nil
 			}
 		}
 		if err := os.MkdirAll(s.StateDir, 0o755); err != nil {
 			return fmt.Errorf("STATE_DIR %s: %w", s.StateDir, err)
 		}
-		release, err := s.Lock(cmd)
+		release, err := s.Lock(c.name)
 		if err != nil {
 			return err
 		}
 		defer release()
 	}
-	switch cmd {
-	case "up":
-		began := time.Now()
-		fmt.Fprintf(out, "starting the Dark Tower stack in %s (ports %d-%d)\n", s.StateDir, base, base+PortSpan-1)
-		if err := s.CreateSecrets(); err != nil {
-			return err
-		}
-		if err := s.Up(ctx); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "stack up in %.1fs; verifying\n\n", time.Since(began).Seconds())
-		verr := s.Verify(ctx, out)
-		fmt.Fprintln(out)
-		s.PrintURLs()
-		if verr != nil {
-			return verr
-		}
-		fmt.Fprintf(out, "\nverified healthy %.1fs after start\n", time.Since(began).Seconds())
-		return nil
-	case "verify":
-		// Nothing to verify is said at once: the verifier would retry every
-		// refused connection until its deadline.
-		if err := s.Exists(); err != nil {
-			return &ExitError{2, fmt.Errorf("nothing is running: make up (%w)", err)}
-		}
-		if !slices.ContainsFunc(s.components(), func(c component) bool { return c.name != "db-migrate" && c.running() }) {
-			return &ExitError{1, fmt.Errorf("nothing is running: make up (every process of the stack in %s is stopped)", s.StateDir)}
-		}
-		return s.Verify(ctx, out)
-	case "down":
-		if err := s.Down(); err != nil {
-			return err
-		}
-		fmt.Fprintln(out, "stack stopped; data kept in", s.StateDir, "(make clean removes it)")
-		return nil
-	case "clean":
-		if err := s.Clean(); err != nil {
-			return err
-		}
-		fmt.Fprintln(out, "stack stopped and", s.StateDir, "removed")
-		return nil
-	case "logs":
-		colour := false
-		if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			colour = true
-		}
-		return s.FollowLogs(ctx, out, 20, follow, colour)
-	default:
-		return s.Status(out)
+	return c.run(ctx, s, o)
+}
+
+func up(ctx context.Context, s *Stack, o opts) error {
+	began := time.Now()
+	fmt.Fprintf(o.out, "starting the Dark Tower stack in %s (ports %d-%d)\n", s.StateDir, s.Base, s.Base+PortSpan-1)
+	if err := s.CreateSecrets(); err != nil {
+		return err
 	}
+	if err := s.Up(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.out, "stack up in %.1fs; verifying\n\n", time.Since(began).Seconds())
+	verr := s.Verify(ctx, o.out)
+	fmt.Fprintln(o.out)
+	s.PrintURLs()
+	if verr != nil {
+		return verr
+	}
+	fmt.Fprintf(o.out, "\nverified healthy %.1fs after start\n", time.Since(began).Seconds())
+	return nil
+}
+
+// verify says at once when nothing runs: the verifier would retry every
+// refused connection until its deadline.
+func verify(ctx context.Context, s *Stack, o opts) error {
+	if err := s.Exists(); err != nil {
+		return &ExitError{2, fmt.Errorf("nothing is running: make up (%w)", err)}
+	}
+	if !slices.ContainsFunc(s.components(), func(c component) bool { return c.name != "db-migrate" && c.running() }) {
+		return &ExitError{1, fmt.Errorf("nothing is running: make up (every process of the stack in %s is stopped)", s.StateDir)}
+	}
+	return s.Verify(ctx, o.out)
 }
 
 // Status prints each process's state; an error names the stopped ones.
