@@ -21,11 +21,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/darktower/devstack/internal/kubeapi"
 )
 
 var (
 	apiOnce sync.Once
-	api     *APIServer
+	api     *kubeapi.Server
 	apiErr  error
 )
 
@@ -38,10 +40,10 @@ func TestMain(m *testing.M) {
 }
 
 // cluster returns the shared throwaway API server, started on first use.
-func apiServer(t *testing.T) *APIServer {
+func apiServer(t *testing.T) *kubeapi.Server {
 	t.Helper()
 	bin := Tool(t, "kube-apiserver")
-	apiOnce.Do(func() { api, apiErr = StartAPIServer(bin) })
+	apiOnce.Do(func() { api, apiErr = kubeapi.Start(bin) })
 	if apiErr != nil {
 		t.Fatal(apiErr)
 	}

@@ -1,4 +1,7 @@
-package validate
+// Package kubeapi starts a throwaway kube-apiserver backed by Debian's etcd,
+// for tests: the verifier's Kubernetes probes (through internal/testsupport)
+// and tools/validate's apply tests use this one launcher.
+package kubeapi
 
 import (
 	"bytes"
@@ -7,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -22,14 +26,19 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// APIServer is a throwaway kube-apiserver (the pinned bin/kube-apiserver) backed by the Debian
-// etcd, both on free loopback ports in a temporary directory: token-file auth, RBAC, a generated
-// service-account key pair. The default admission plugins (PodSecurity among them) are on.
-type APIServer struct {
-	dir   string
-	URL   string
-	token string
-	procs []*proc
+// EtcdBinary is Debian's etcd-server (apt-get install etcd-server).
+const EtcdBinary = "/usr/bin/etcd"
+
+// Server is kube-apiserver and its etcd on free loopback ports in a temporary
+// directory: token-file auth, RBAC, a generated service-account key pair, the
+// default admission plugins (PodSecurity among them). No controllers run, so
+// objects keep exactly the status a test writes.
+type Server struct {
+	URL        string
+	Kubeconfig string // a kubeconfig file for the admin user
+	dir        string
+	token      string
+	procs      []*proc
 }
 
 type proc struct {
@@ -39,52 +48,57 @@ type proc struct {
 	done chan struct{} // closed when the process has exited
 }
 
-// EtcdBinary is Debian's etcd-server; install it with `apt-get install etcd-server`.
-const EtcdBinary = "/usr/bin/etcd"
-
-// StartAPIServer starts etcd and kube-apiserver and waits until /readyz answers.
-func StartAPIServer(apiserverBin string) (*APIServer, error) {
-	if _, err := os.Stat(EtcdBinary); err != nil {
-		return nil, fmt.Errorf("%s missing: apt-get install etcd-server (make validate does it)", EtcdBinary)
+// Start starts etcd and the kube-apiserver binary at apiserverBin and waits
+// until /readyz answers. Stop ends both and removes their directory.
+func Start(apiserverBin string) (*Server, error) {
+	for _, b := range []string{apiserverBin, EtcdBinary} {
+		if _, err := os.Stat(b); err != nil {
+			return nil, fmt.Errorf("%s missing: `make tools` builds kube-apiserver, `apt-get install etcd-server` gives etcd", b)
+		}
 	}
-	dir, err := os.MkdirTemp("", "validate-apiserver-")
+	dir, err := os.MkdirTemp("", "kubeapi-")
 	if err != nil {
 		return nil, err
 	}
-	s := &APIServer{dir: dir, token: randomHex(16)}
+	s := &Server{dir: dir, token: randomHex(16)}
+	if err := s.start(apiserverBin); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(apiserverBin string) error {
 	ports, err := freePorts(3)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	if err := s.start("etcd", EtcdBinary,
-		"--name=validate", "--data-dir="+filepath.Join(dir, "etcd"),
+	if err := s.run("etcd", EtcdBinary,
+		"--name=test", "--data-dir="+filepath.Join(s.dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=validate="+peerURL, "--logger=zap", "--log-outputs=stderr",
+		"--initial-cluster=test="+peerURL, "--logger=zap", "--log-outputs=stderr",
 		"--unsafe-no-fsync", // a throwaway store: durability is not what is tested
 	); err != nil {
-		s.Stop()
-		return nil, err
+		return err
 	}
-	tokens := filepath.Join(dir, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(s.token+",validate-admin,validate-admin,system:masters\n"), 0o600); err != nil {
-		s.Stop()
-		return nil, err
+	tokens := filepath.Join(s.dir, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(s.token+",test-admin,test-admin,system:masters\n"), 0o600); err != nil {
+		return err
 	}
-	pub, priv, err := writeServiceAccountKeys(dir)
+	pub, priv, err := writeServiceAccountKeys(s.dir)
 	if err != nil {
-		s.Stop()
-		return nil, err
+		return err
 	}
 	s.URL = "https://127.0.0.1:" + strconv.Itoa(ports[2])
-	if err := s.start("kube-apiserver", apiserverBin,
+	if err := s.run("kube-apiserver", apiserverBin,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none", // a loopback advertise address is refused otherwise
 		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+filepath.Join(dir, "certs"),
+		"--cert-dir="+filepath.Join(s.dir, "certs"),
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -93,29 +107,28 @@ func StartAPIServer(apiserverBin string) (*APIServer, error) {
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--enable-priority-and-fairness=false",
 	); err != nil {
-		s.Stop()
-		return nil, err
+		return err
 	}
 	if err := s.waitReady(90 * time.Second); err != nil {
-		s.Stop()
-		return nil, err
+		return err
 	}
-	return s, nil
+	s.Kubeconfig = filepath.Join(s.dir, "kubeconfig")
+	return os.WriteFile(s.Kubeconfig, []byte(s.kubeconfig()), 0o600)
 }
 
 // Config is an admin client configuration.
-func (s *APIServer) Config() *rest.Config {
+func (s *Server) Config() *rest.Config {
 	return &rest.Config{
 		Host:            s.URL,
 		BearerToken:     s.token,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, // throwaway self-signed serving cert
 		QPS:             200,
 		Burst:           400,
 	}
 }
 
 // Logs returns the tail of both processes' output.
-func (s *APIServer) Logs() string {
+func (s *Server) Logs() string {
 	var b bytes.Buffer
 	for _, p := range s.procs {
 		fmt.Fprintf(&b, "--- %s ---\n%s\n", p.name, tail(p.log.String(), 2500))
@@ -124,7 +137,7 @@ func (s *APIServer) Logs() string {
 }
 
 // Stop ends both processes and removes the directory.
-func (s *APIServer) Stop() {
+func (s *Server) Stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -139,11 +152,12 @@ func (s *APIServer) Stop() {
 	_ = os.RemoveAll(s.dir)
 }
 
-func (s *APIServer) start(name, bin string, args ...string) error {
+func (s *Server) run(name, bin string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	buf := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	cmd.Dir = s.dir
+	// Dies with the test binary even when it is killed before Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
@@ -154,12 +168,31 @@ func (s *APIServer) start(name, bin string, args ...string) error {
 	return nil
 }
 
-func (s *APIServer) waitReady(timeout time.Duration) error {
+func (s *Server) kubeconfig() string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: test-admin
+  user:
+    token: %s
+contexts:
+- name: test
+  context: {cluster: test, user: test-admin}
+current-context: test
+`, s.URL, s.token)
+}
+
+func (s *Server) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // throwaway self-signed serving cert
 	}}
 	deadline := time.Now().Add(timeout)
-	var last string
+	last := "no answer"
 	for time.Now().Before(deadline) {
 		for _, p := range s.procs {
 			select {
@@ -203,20 +236,15 @@ func writeServiceAccountKeys(dir string) (pub, priv string, err error) {
 	return pub, priv, os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600)
 }
 
+// freePorts holds all n listeners until it has them, so the ports differ.
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
+		defer l.Close()
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
@@ -225,7 +253,7 @@ func freePorts(n int) ([]int, error) {
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
-	return fmt.Sprintf("%x", b)
+	return hex.EncodeToString(b)
 }
 
 func tail(s string, n int) string {
