@@ -131,7 +131,7 @@ func command(ctx context.Context, cmd string, args []string, stdio IO) int {
 		return runner.ExitUsage
 	}
 	resolve := cmd == "run" || cmd == "serve" || f.secrets
-	cfg, err := config.Load(f.config, config.Options{Lookup: stdio.Lookup, ResolveSecrets: resolve})
+	cfg, err := config.Load(f.config, config.Options{Lookup: stdio.Lookup, ResolveSecrets: resolve, CheckIDs: probe.IDs()})
 	if err != nil {
 		fmt.Fprintf(stdio.Stderr, "verifier %s: invalid configuration:\n%v\n", cmd, err)
 		return runner.ExitUsage

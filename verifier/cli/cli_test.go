@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/probe"
 )
 
 func run(t *testing.T, env map[string]string, tty bool, args ...string) (int, string, string) {
@@ -53,6 +54,23 @@ func TestUsageAndLint(t *testing.T) {
 	}
 	if code, out, _ := run(t, nil, false, "schema"); code != 0 || !strings.Contains(out, `"$schema"`) {
 		t.Fatalf("schema: %d", code)
+	}
+}
+
+// The configuration's timeouts keys are the checks: lint hands config the
+// spec list, so every check id is accepted and a near miss refused.
+func TestTimeoutsNameTheChecks(t *testing.T) {
+	redis := "redis:\n  address: h:1\n  password: {env: P}\n"
+	src := "version: 1\ntimeouts:\n"
+	for _, id := range probe.IDs() {
+		src += "  " + id + ": 2s\n"
+	}
+	if code, out, errs := run(t, nil, false, "lint", "--config", write(t, src+redis)); code != 0 || !strings.Contains(out, "valid, 3 checks") {
+		t.Fatalf("lint with every check id in timeouts: %d %q %q", code, out, errs)
+	}
+	bad := write(t, "version: 1\ntimeouts:\n  redis.reachabel: 1s\n"+redis)
+	if code, _, errs := run(t, nil, false, "lint", "--config", bad); code != 2 || !strings.Contains(errs, bad+":3: timeouts: unknown check id \"redis.reachabel\"") {
+		t.Fatalf("lint with a misspelt timeouts key: %d %q", code, errs)
 	}
 }
 

@@ -9,29 +9,6 @@ import (
 	"github.com/darktower/devstack/internal/secret"
 )
 
-// Check ids (SPEC section 8).
-const (
-	RedisReachable    = "redis.reachable"
-	RedisAuth         = "redis.auth-enforced"
-	RedisPersistence  = "redis.persistence"
-	PostgresReachable = "postgres.reachable"
-	PostgresSchema    = "postgres.schema"
-	PostgresStorage   = "postgres.storage"
-	ACJWKS            = "ac.jwks"
-	ACToken           = "ac.token"
-	GCHealth          = "gc.health"
-	GCAuth            = "gc.auth-enforced"
-	GCRegistration    = "gc.registration"
-	MCReady           = "mc.ready"
-	MCWebTransport    = "mc.webtransport"
-	PromReady         = "prometheus.ready"
-	PromTargets       = "prometheus.targets"
-	PromStorage       = "prometheus.storage"
-	K8sWorkloads      = "kubernetes.workloads"
-	K8sMigration      = "kubernetes.migration"
-	K8sNetworkPolicy  = "kubernetes.networkpolicy"
-)
-
 // Defaults for settings the file leaves out.
 const (
 	DefaultDeadline           = 60 * time.Second

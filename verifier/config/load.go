@@ -36,6 +36,9 @@ type Options struct {
 	// ResolveSecrets reads every credential reference. lint and plan leave
 	// it off, so a file can be checked on a machine that lacks the secrets.
 	ResolveSecrets bool
+	// CheckIDs are the check ids a timeouts key may name (probe.IDs(),
+	// which config cannot import); nil leaves the keys unchecked.
+	CheckIDs []string
 }
 
 // Problem is one thing wrong with a file, at a line when known.

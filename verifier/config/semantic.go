@@ -11,17 +11,6 @@ import (
 	"github.com/darktower/devstack/internal/secret"
 )
 
-// AllChecks lists every check id in dependency order.
-var AllChecks = []string{
-	RedisReachable, RedisAuth, RedisPersistence,
-	PostgresReachable, PostgresSchema, PostgresStorage,
-	ACJWKS, ACToken,
-	GCHealth, GCAuth, GCRegistration,
-	MCReady, MCWebTransport,
-	PromReady, PromTargets, PromStorage,
-	K8sWorkloads, K8sMigration, K8sNetworkPolicy,
-}
-
 // semantic checks what the schema cannot express: how sections depend on
 // each other and which names must be unique.
 func (l *loader) semantic(cfg *Config, doc *yaml.Node) {
@@ -36,8 +25,8 @@ func (l *loader) semantic(cfg *Config, doc *yaml.Node) {
 		return 0
 	}
 	for id := range cfg.Timeouts {
-		if id != "default" && !slices.Contains(AllChecks, id) {
-			l.add(line("timeouts", id), "timeouts: unknown check id %q; expected 'default' or one of %v", id, AllChecks)
+		if ids := l.opt.CheckIDs; ids != nil && id != "default" && !slices.Contains(ids, id) {
+			l.add(line("timeouts", id), "timeouts: unknown check id %q; expected 'default' or one of %v", id, ids)
 		}
 	}
 	if cfg.Backoff.Initial > 0 && cfg.Backoff.Max > 0 && cfg.Backoff.Max < cfg.Backoff.Initial {

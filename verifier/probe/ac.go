@@ -16,7 +16,24 @@ import (
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/secret"
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The ac section's checks. AC reads its clients from Postgres: with Postgres
+// down, postgres.reachable says so and the token is blocked.
+var acChecks = []Spec{
+	{ID: "ac.jwks", Enabled: hasAC, Targets: acURLs, Vars: acVars, Services: acNames, Probe: acJWKS},
+	{ID: "ac.token", Needs: []string{"ac.jwks", "postgres.reachable"},
+		Enabled: hasAC, Vars: acVars, Services: acNames, Probe: acToken,
+		Targets: func(c *config.Config) []string { return acURLs(c)[:1] }},
+}
+
+func hasAC(c *config.Config) bool       { return c.AC != nil }
+func acURLs(c *config.Config) []string  { return config.RedactURLs(c.AC.URLs) }
+func acNames(c *config.Config) []string { return dnsNames(c.AC.URLs...) }
+func acVars(c *config.Config) map[string]string {
+	return map[string]string{"ref": c.AC.ClientSecret.ShellRef()}
+}
 
 type jwk struct {
 	Kty string `json:"kty"`

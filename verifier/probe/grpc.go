@@ -18,7 +18,28 @@ import (
 
 	"github.com/darktower/devstack/gen/internalv1"
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The gc section's checks. The registry of a GC that answers without a
+// token proves nothing (anyone could have registered), so gc.registration
+// waits for auth; an MC reports HEALTHY only with Redis (with Redis down,
+// redis.reachable says so and the MC checks are blocked), and the registry
+// lives in Postgres.
+var gcChecks = []Spec{
+	{ID: "gc.health", Enabled: hasGC, Targets: gcAddresses, Services: gcNames, Probe: gcHealth},
+	{ID: "gc.auth-enforced", Needs: []string{"gc.health"}, Enabled: hasGC, Targets: gcAddresses, Services: gcNames, Probe: gcAuthEnforced},
+	{ID: "gc.registration", Needs: []string{"gc.auth-enforced", "ac.token", "redis.reachable", "postgres.reachable"},
+		Enabled: hasRegistry, Targets: gcAddresses, Services: gcNames, Probe: gcRegistration},
+}
+
+func hasGC(c *config.Config) bool           { return c.GC != nil }
+func gcAddresses(c *config.Config) []string { return c.GC.GRPCAddresses }
+func gcNames(c *config.Config) []string     { return dnsNames(c.GC.GRPCAddresses...) }
+
+// hasRegistry: gc.registration and the MC checks need GC (the registry), AC
+// (the verifier's token for it) and MCs to expect.
+func hasRegistry(c *config.Config) bool { return c.GC != nil && c.AC != nil && c.MC != nil }
 
 func grpcDial(addr string) (*grpc.ClientConn, error) {
 	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -21,6 +21,30 @@ import (
 	"github.com/darktower/devstack/verifier/config"
 )
 
+// The kubernetes section's checks (with migration.go and netpol.go) are
+// independent of each other and of the service checks: each reads the API
+// for itself, and a workload that is not ready is explained by
+// kubernetes.workloads while the service checks say what it breaks.
+var workloadChecks = []Spec{{
+	ID:      "kubernetes.workloads",
+	Enabled: func(c *config.Config) bool { return c.Kubernetes != nil && len(expectedWorkloads(c.Kubernetes)) > 0 },
+	Targets: func(c *config.Config) []string {
+		ws := expectedWorkloads(c.Kubernetes)
+		tg := make([]string, len(ws))
+		for i, w := range ws {
+			tg[i] = w.String()
+		}
+		return tg
+	},
+	Vars:  kubeVars,
+	Probe: kubernetesWorkloads,
+}}
+
+// kubeVars: {ns} of the next commands defaults to the section's namespace.
+func kubeVars(c *config.Config) map[string]string {
+	return map[string]string{"ns": c.Kubernetes.Namespace}
+}
+
 // kubeClient is the run's API client: in the pod its ServiceAccount, from
 // the host kubernetes.kubeconfig. Read-only use: get and list, never a write.
 func (r *Run) kubeClient(k *config.Kubernetes) (kubernetes.Interface, error) {

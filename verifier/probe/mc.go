@@ -22,7 +22,26 @@ import (
 	"github.com/quic-go/webtransport-go"
 
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The mc section's checks. MC is ready only with Redis reachable: if Redis
+// is down that check explains it and mc.ready is blocked, not a second
+// failure. The health listeners and WebTransport endpoints MCs register are
+// pod addresses, one per replica: only configured health_urls have Service
+// names.
+var mcChecks = []Spec{
+	{ID: "mc.ready", Needs: []string{"gc.registration", "redis.reachable"}, Enabled: hasRegistry, Probe: mcReady,
+		Targets: func(c *config.Config) []string {
+			if len(c.MC.HealthURLs) == 0 {
+				return []string{"health port " + strconv.Itoa(c.MC.HealthPort) + " of each registered MC"}
+			}
+			return config.RedactURLs(c.MC.HealthURLs)
+		},
+		Services: func(c *config.Config) []string { return dnsNames(c.MC.HealthURLs...) }},
+	{ID: "mc.webtransport", Needs: []string{"gc.registration"}, Enabled: hasRegistry, Probe: mcWebTransport,
+		Targets: func(*config.Config) []string { return []string{"each registered MC's WebTransport endpoint"} }},
+}
 
 // mcReady: every MC's /health/ready answers 200. The URLs come from the
 // configuration or, with health_port, from the hosts the MCs registered.

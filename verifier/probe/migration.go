@@ -12,7 +12,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+var migrationChecks = []Spec{{
+	ID:      "kubernetes.migration",
+	Enabled: func(c *config.Config) bool { return c.Kubernetes != nil && c.Kubernetes.MigrationJob != "" },
+	Targets: func(c *config.Config) []string {
+		return []string{c.Kubernetes.Namespace + "/job/" + c.Kubernetes.MigrationJob}
+	},
+	Vars:  kubeVars,
+	Probe: kubernetesMigration,
+}}
 
 // kubernetesMigration: the migration Job has a Complete condition. A Failed
 // condition is definite (the Job controller has given up); a Job still

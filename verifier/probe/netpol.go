@@ -23,6 +23,23 @@ import (
 	"github.com/darktower/devstack/verifier/config"
 )
 
+var netpolChecks = []Spec{{
+	ID:      "kubernetes.networkpolicy",
+	Enabled: func(c *config.Config) bool { return c.Kubernetes != nil && c.Kubernetes.NetworkPolicy != nil },
+	Targets: func(c *config.Config) []string {
+		var tg []string
+		for _, pp := range c.Kubernetes.NetworkPolicy.Allow {
+			tg = append(tg, "allow "+pp.Pods+" :"+strconv.Itoa(pp.Port))
+		}
+		for _, pp := range c.Kubernetes.NetworkPolicy.Deny {
+			tg = append(tg, "deny "+pp.Pods+" :"+strconv.Itoa(pp.Port))
+		}
+		return tg
+	},
+	Vars:  kubeVars,
+	Probe: kubernetesNetworkPolicy,
+}}
+
 // kubernetesNetworkPolicy proves enforcement from the verifier's own pod,
 // because Kind's CNI fails open when it cannot enforce: every deny port
 // (an exporter only Prometheus may reach) must not accept a connection, and

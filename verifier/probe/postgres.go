@@ -15,7 +15,27 @@ import (
 
 	"github.com/darktower/devstack/internal/database"
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The postgres section's checks.
+var postgresChecks = []Spec{
+	{ID: "postgres.reachable", Enabled: hasPostgres, Targets: postgresTarget, Vars: postgresVars, Services: postgresNames, Probe: postgresReachable},
+	{ID: "postgres.schema", Needs: []string{"postgres.reachable"},
+		Enabled: hasPostgres, Targets: postgresTarget, Vars: postgresVars, Services: postgresNames, Probe: postgresSchema},
+	{ID: "postgres.storage", Needs: []string{"postgres.reachable"},
+		Enabled: hasPostgres, Vars: postgresVars, Services: postgresNames, Probe: postgresStorage,
+		Targets: func(c *config.Config) []string { return withPath(postgresTarget(c), c.Postgres.DataDir) }},
+}
+
+func hasPostgres(c *config.Config) bool { return c.Postgres != nil }
+func postgresTarget(c *config.Config) []string {
+	return []string{"postgres (" + c.Postgres.URL.Ref() + ")"}
+}
+func postgresNames(c *config.Config) []string { return dnsNames(c.Postgres.URL.Value.Reveal()) }
+func postgresVars(c *config.Config) map[string]string {
+	return map[string]string{"ref": c.Postgres.URL.ShellRef()}
+}
 
 // pgConnect opens one read-only session: default_transaction_read_only makes
 // any write the verifier might attempt fail in the server itself.

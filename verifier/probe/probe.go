@@ -1,7 +1,8 @@
 // Package probe holds one file per kind of probe (redis.go, postgres.go,
 // ac.go, grpc.go, mc.go, prometheus.go, and for the cluster kubernetes.go,
-// migration.go, netpol.go), all behind one signature, and the
-// catalogue that builds the set of checks from the configuration.
+// migration.go, netpol.go), all behind one signature, each declaring its
+// checks as Specs, and the catalogue that lists the specs and builds the
+// checks the configuration asks for.
 //
 // A probe makes one attempt and reports what it saw; retrying, deadlines and
 // classification belong to the runner. Probes are read-only: they never

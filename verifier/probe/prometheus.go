@@ -17,7 +17,22 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The prometheus section's checks.
+var prometheusChecks = []Spec{
+	{ID: "prometheus.ready", Enabled: hasPrometheus, Targets: prometheusURL, Services: prometheusNames, Probe: prometheusReady},
+	{ID: "prometheus.targets", Needs: []string{"prometheus.ready"},
+		Enabled: hasPrometheus, Targets: prometheusURL, Services: prometheusNames, Probe: prometheusTargets},
+	{ID: "prometheus.storage", Needs: []string{"prometheus.ready"},
+		Enabled: hasPrometheus, Services: prometheusNames, Probe: prometheusStorage,
+		Targets: func(c *config.Config) []string { return withPath(prometheusURL(c), c.Prometheus.DataDir) }},
+}
+
+func hasPrometheus(c *config.Config) bool       { return c.Prometheus != nil }
+func prometheusURL(c *config.Config) []string   { return []string{config.RedactURL(c.Prometheus.URL)} }
+func prometheusNames(c *config.Config) []string { return dnsNames(c.Prometheus.URL) }
 
 var httpClient = &http.Client{}
 

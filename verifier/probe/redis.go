@@ -12,7 +12,25 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/darktower/devstack/verifier/classify"
+	"github.com/darktower/devstack/verifier/config"
 )
+
+// The redis section's checks.
+var redisChecks = []Spec{
+	{ID: "redis.reachable", Enabled: hasRedis, Targets: redisAddress, Vars: redisVars, Services: redisNames, Probe: redisReachable},
+	{ID: "redis.auth-enforced", Needs: []string{"redis.reachable"},
+		Enabled: hasRedis, Targets: redisAddress, Vars: redisVars, Services: redisNames, Probe: redisAuthEnforced},
+	{ID: "redis.persistence", Needs: []string{"redis.reachable"},
+		Enabled: hasRedis, Vars: redisVars, Services: redisNames, Probe: redisPersistence,
+		Targets: func(c *config.Config) []string { return withPath(redisAddress(c), c.Redis.LogFile, c.Redis.DataDir) }},
+}
+
+func hasRedis(c *config.Config) bool         { return c.Redis != nil }
+func redisAddress(c *config.Config) []string { return []string{c.Redis.Address} }
+func redisNames(c *config.Config) []string   { return dnsNames(c.Redis.Address) }
+func redisVars(c *config.Config) map[string]string {
+	return map[string]string{"ref": c.Redis.Password.ShellRef()}
+}
 
 func redisClient(t Target, password string) *redis.Client {
 	return redis.NewClient(&redis.Options{

@@ -18,7 +18,7 @@ func measure(t testing.TB, s *stack, concurrency string, withProm bool) verdictT
 	t.Helper()
 	cfg, want := s.config(30*time.Second), allChecks
 	if !withProm {
-		cfg, want = cfg.With("prometheus", nil), allChecks[:12]
+		cfg, want = cfg.With("prometheus", nil), checksExcept("kubernetes.", "prometheus.")
 	}
 	r := e2eutil.Run(t, cfg, s.env(), "run", "--output", "json", "--concurrency", concurrency)
 	e2eutil.Expect(t, r, 0, nil, want...)

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,14 +24,26 @@ import (
 	"github.com/darktower/devstack/internal/localstack"
 	"github.com/darktower/devstack/internal/testsupport"
 	"github.com/darktower/devstack/verifier/e2e/e2eutil"
+	"github.com/darktower/devstack/verifier/probe"
 )
 
 func TestMain(m *testing.M) { testsupport.Main(m) }
 
-var allChecks = []string{"redis.reachable", "redis.auth-enforced", "redis.persistence",
-	"postgres.reachable", "postgres.schema", "ac.jwks", "ac.token",
-	"gc.health", "gc.auth-enforced", "gc.registration", "mc.ready", "mc.webtransport",
-	"prometheus.ready", "prometheus.targets"}
+// allChecks is every check of the sections the stack configures: all but
+// the cluster ones.
+var allChecks = checksExcept("kubernetes.")
+
+// checksExcept lists the check ids, in order, whose section is none of
+// prefixes ("prometheus.").
+func checksExcept(prefixes ...string) []string {
+	var out []string
+	for _, id := range probe.IDs() {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(id, p) }) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 type stack struct {
 	t     testing.TB
