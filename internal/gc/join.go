@@ -156,11 +156,12 @@ func (j *joiner) close() {
 // controller is healthy and fresh, otherwise the least-loaded healthy fresh
 // controller in region that accepts it, trying the next on refusal or error.
 //
-// The owner is decided in Postgres first: the open assignment row is the
-// claim (one per meeting, a unique index), and only the GC that inserted it
-// calls AssignMeeting; if the controller refuses or cannot be reached, the
-// claim is withdrawn and the next candidate claimed. Two GCs placing the
-// same new meeting at once thus agree on one controller, and Redis with them.
+// The owner is decided in Postgres: the open assignment row is the claim (one
+// per meeting, a unique index), inserted in a transaction that commits only
+// once the controller accepted (ClaimAssignment); if it refuses or cannot be
+// reached, the claim is rolled back and the next candidate claimed. Two GCs
+// placing the same new meeting at once thus agree on one controller, and
+// Redis with them, and neither answers before the controller took it.
 func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult, error) {
 	open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold)
 	if err != nil {
@@ -193,12 +194,14 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 	}
 	var refused, failed int
 	for _, c := range cands {
-		inserted, err := j.store.InsertAssignment(ctx, meetingID, c, j.gcID)
+		inserted, ok, why, err := j.store.ClaimAssignment(ctx, meetingID, c, j.gcID, func() (bool, string) {
+			return j.assign(ctx, meetingID, c, previous)
+		})
 		if err != nil {
 			return JoinResult{}, err
 		}
 		if !inserted {
-			// Another GC replica claimed the meeting first; answer with its choice.
+			// Another GC replica's claim was confirmed first; answer with it.
 			if open, err := j.store.OpenAssignment(ctx, meetingID, j.threshold); err == nil && open != nil {
 				r := result(meetingID, open.Controller)
 				r.reused = true
@@ -206,15 +209,11 @@ func (j *joiner) join(ctx context.Context, meetingID, region string) (JoinResult
 			}
 			return JoinResult{}, fmt.Errorf("meeting %s was assigned concurrently and the assignment could not be read", meetingID)
 		}
-		ok, why := j.assign(ctx, meetingID, c, previous)
 		if ok {
 			j.log.Info("meeting assigned", "meeting_id", meetingID, "controller_id", c.ID, "region", c.Region)
 			return result(meetingID, c), nil
 		}
-		// Compensate: withdraw the claim so the next candidate can be claimed.
-		if err := j.store.ReleaseAssignment(context.WithoutCancel(ctx), meetingID, c.ID); err != nil {
-			return JoinResult{}, fmt.Errorf("withdrawing the claim on %s: %w", c.ID, err)
-		}
+		// The claim was rolled back; the next candidate is claimed.
 		// The caller learns counts; endpoints and dial errors stay in the log.
 		if why == "" {
 			failed++

@@ -272,12 +272,21 @@ WHERE meeting_id = $1 AND controller_id = $2 AND ended_at IS NULL`, meetingID, c
 	return err
 }
 
-// InsertAssignment records that c hosts the meeting and counts the meeting
-// against c's load until its next heartbeat reports the real figure. When
-// another GC won the race for the meeting it returns false and changes nothing.
-func (s *Store) InsertAssignment(ctx context.Context, meetingID string, c Controller, gcID string) (bool, error) {
-	var inserted bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+// errNotConfirmed rolls back a claim whose controller did not take the meeting.
+var errNotConfirmed = errors.New("claim not confirmed")
+
+// ClaimAssignment makes c the meeting's controller if the meeting has no open
+// assignment: it inserts the open row and, in the same transaction, calls
+// confirm (AssignMeeting), committing only when confirm succeeds. A
+// concurrent claim on the same meeting (another GC replica) waits on the
+// unique index until this one commits, then sees it, or rolls back, then
+// claims itself: nobody ever answers with a controller that has not taken the
+// meeting. The load it adds to c is counted just before the commit, so the
+// controller's row is locked only briefly, not across the call.
+// inserted is false when another claim holds the meeting.
+func (s *Store) ClaimAssignment(ctx context.Context, meetingID string, c Controller, gcID string,
+	confirm func() (ok bool, why string)) (inserted, ok bool, why string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO meeting_assignments (meeting_id, controller_id, region, assigned_by)
 VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) WHERE ended_at IS NULL DO NOTHING`,
 			meetingID, c.ID, c.Region, gcID)
@@ -287,27 +296,20 @@ VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) WHERE ended_at IS NULL DO NOTHI
 		if inserted = tag.RowsAffected() == 1; !inserted {
 			return nil
 		}
+		if ok, why = confirm(); !ok {
+			return errNotConfirmed
+		}
 		_, err = tx.Exec(ctx, `UPDATE meeting_controllers SET current_meetings = current_meetings + 1
 WHERE controller_id = $1`, c.ID)
 		return err
 	})
-	if err != nil {
-		return false, fmt.Errorf("recording assignment of %s to %s: %w", meetingID, c.ID, err)
+	if errors.Is(err, errNotConfirmed) {
+		return true, false, why, nil
 	}
-	return inserted, nil
-}
-
-// ReleaseAssignment withdraws a claim whose controller did not take the
-// meeting: the open row goes, and so does the meeting it added to the load.
-func (s *Store) ReleaseAssignment(ctx context.Context, meetingID, controllerID string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM meeting_assignments WHERE meeting_id = $1 AND controller_id = $2 AND ended_at IS NULL`, meetingID, controllerID)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE meeting_controllers SET current_meetings = GREATEST(current_meetings - 1, 0) WHERE controller_id = $1`, controllerID)
-		return err
-	})
+	if err != nil {
+		return false, false, "", fmt.Errorf("recording assignment of %s to %s: %w", meetingID, c.ID, err)
+	}
+	return inserted, ok, why, nil
 }
 
 // LastController is the controller of the meeting's most recent ended
