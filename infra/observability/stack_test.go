@@ -51,8 +51,8 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	if _, err := os.Stat(testsupport.PrometheusBinary()); err != nil {
 		t.Fatalf("prometheus: %v (Debian package prometheus)", err)
 	}
-	pg := testsupport.StartPostgres(t)
-	rd := testsupport.StartRedis(t)
+	st := testsupport.StartControlPlane(t, testsupport.ControlPlaneOptions{Tuning: &tuning})
+	pg, rd := st.Postgres, st.Redis
 	secrets := map[string]string{
 		"redis-credentials/REDIS_PASSWORD":       rd.Password,
 		"postgres-credentials/POSTGRES_PASSWORD": pg.Password,
@@ -62,7 +62,6 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	pgExp := startExporterFromPatch(t, "exporters/postgres-exporter.yaml", "/usr/bin/prometheus-postgres-exporter",
 		secrets, strings.NewReplacer("127.0.0.1:5432", pg.Addr()))
 
-	st := startServices(t, pg, rd)
 	driveTraffic(t, st)
 
 	// Prometheus with the cluster configuration, fed the targets Kubernetes
@@ -72,17 +71,17 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	free := func() string { return addr(testsupport.FreePort(t)) }
 	groups := map[string][]sdGroup{
 		"ac-service": {
-			pod("ac-service", "ac-service-5d8f-a", "ac-service", "http", "Running", addr(st.topo.AC[0])),
+			pod("ac-service", "ac-service-5d8f-a", "ac-service", "http", "Running", addr(st.Topo.AC[0])),
 			pod("ac-service", "ac-service-5d8f-b", "ac-service", "http", "Pending", free()),
 		},
 		"global-controller": {
-			pod("global-controller", "global-controller-6c9-a", "global-controller", "http", "Running", addr(st.topo.GC[0].HTTP)),
-			pod("global-controller", "global-controller-6c9-a", "global-controller", "grpc", "Running", addr(st.topo.GC[0].GRPC)),
+			pod("global-controller", "global-controller-6c9-a", "global-controller", "http", "Running", addr(st.Topo.GC[0].HTTP)),
+			pod("global-controller", "global-controller-6c9-a", "global-controller", "grpc", "Running", addr(st.Topo.GC[0].GRPC)),
 		},
 		"meeting-controller": {
-			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "grpc", "Running", addr(st.topo.MC[0].GRPC)),
-			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "health", "Running", addr(st.topo.MC[0].Health)),
-			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "webtransport", "Running", addr(st.topo.MC[0].WebTransport)),
+			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "grpc", "Running", addr(st.Topo.MC[0].GRPC)),
+			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "health", "Running", addr(st.Topo.MC[0].Health)),
+			pod("meeting-controller", "meeting-controller-7b-a", "meeting-controller", "webtransport", "Running", addr(st.Topo.MC[0].WebTransport)),
 		},
 		"redis": {
 			pod("redis", "redis-0", "redis", "redis", "Running", rd.Addr()),
@@ -117,9 +116,9 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 
 	// Relabelling: one target per job, on its metrics port, all up.
 	wantTargets := map[string]string{
-		"ac-service":         "ac-service-5d8f-a/ac-service " + addr(st.topo.AC[0]),
-		"global-controller":  "global-controller-6c9-a/global-controller " + addr(st.topo.GC[0].HTTP),
-		"meeting-controller": "meeting-controller-7b-a/meeting-controller " + addr(st.topo.MC[0].Health),
+		"ac-service":         "ac-service-5d8f-a/ac-service " + addr(st.Topo.AC[0]),
+		"global-controller":  "global-controller-6c9-a/global-controller " + addr(st.Topo.GC[0].HTTP),
+		"meeting-controller": "meeting-controller-7b-a/meeting-controller " + addr(st.Topo.MC[0].Health),
 		"redis":              "redis-0/redis-exporter " + redisExp.Addr,
 		"postgres":           "postgres-0/postgres-exporter " + pgExp.Addr,
 		"verifier":           "verifier-84-a/verifier " + addr(verifierPort),
@@ -166,7 +165,7 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	// Every query is valid PromQL, and every metric it names is exported.
 	exported := map[string]bool{}
 	for _, u := range []string{
-		st.topo.ACURL(0) + "/metrics", st.topo.GCHTTPURL(0) + "/metrics", st.topo.MCHealthURL(0) + "/metrics",
+		st.Topo.ACURL(0) + "/metrics", st.Topo.GCHTTPURL(0) + "/metrics", st.Topo.MCHealthURL(0) + "/metrics",
 		verifierMetrics, "http://" + redisExp.Addr + "/metrics", "http://" + pgExp.Addr + "/metrics",
 	} {
 		names, err := exportedNames(u)
@@ -218,45 +217,20 @@ func pod(app, name, container, port, phase, address string) sdGroup {
 	}}
 }
 
-// services is the running control plane.
-type services struct {
-	topo *localstack.Topology
-}
-
-// Timers short enough for a test; the staleness threshold leaves room for
-// a loaded 2-core machine so that no MC is marked stale by accident.
-var tuning = localstack.Tuning{
-	StalenessThresholdSeconds: 10,
-	StalenessCheckInterval:    500 * time.Millisecond,
-	FastHeartbeatInterval:     500 * time.Millisecond,
-	ComprehensiveHeartbeat:    1500 * time.Millisecond,
-	MCShutdownGrace:           3 * time.Second,
-}
-
-func startServices(t *testing.T, pg *testsupport.Postgres, rd *testsupport.Redis) *services {
-	t.Helper()
-	topo := testsupport.Topology(t, pg, rd, 1, tuning)
-	testsupport.Migrate(t, topo)
-	ac := testsupport.StartProcess(t, "ac", testsupport.Binary(t, "ac-service"), topo.ACEnv(0))
-	gc := testsupport.StartProcess(t, "gc", testsupport.Binary(t, "global-controller"), topo.GCEnv(0))
-	mc := testsupport.StartProcess(t, "mc", testsupport.Binary(t, "meeting-controller"), topo.MCEnv(0))
-	for _, w := range []struct {
-		url string
-		p   *testsupport.Process
-	}{{topo.ACURL(0) + "/ready", ac}, {topo.GCHTTPURL(0) + "/ready", gc}, {topo.MCHealthURL(0) + "/health/ready", mc}} {
-		if err := testsupport.WaitHTTP(w.url, http.StatusOK, 60*time.Second); err != nil {
-			t.Fatalf("%s: %v\n%s", w.p.Name, err, w.p.Logs())
-		}
-	}
-	return &services{topo: topo}
-}
+// The test's timers; the staleness threshold leaves room for a loaded 2-core
+// machine so that no MC is marked stale while Prometheus scrapes.
+var tuning = func() localstack.Tuning {
+	tn := testsupport.TestTuning
+	tn.StalenessThresholdSeconds = 10
+	return tn
+}()
 
 // driveTraffic makes the counters and histograms dashboards use move:
 // tokens issued and refused, JWKS, the registry listing and a join.
-func driveTraffic(t *testing.T, st *services) {
+func driveTraffic(t *testing.T, st *testsupport.ControlPlane) {
 	t.Helper()
-	ac := st.topo.ACURL(0)
-	tok, err := auth.TokenSource(context.Background(), ac, localstack.VerifierClientID, st.topo.Secrets.VerifierClientSecret).Token()
+	ac := st.Topo.ACURL(0)
+	tok, err := auth.TokenSource(context.Background(), ac, localstack.VerifierClientID, st.Topo.Secrets.VerifierClientSecret).Token()
 	if err != nil {
 		t.Fatalf("verifier token: %v", err)
 	}
@@ -277,14 +251,14 @@ func driveTraffic(t *testing.T, st *services) {
 		}
 	}
 	mustGet(t, ac+auth.JWKSPath, "", http.StatusOK)
-	mustGet(t, st.topo.GCHTTPURL(0)+"/api/v1/meeting-controllers", tok.AccessToken, http.StatusOK)
+	mustGet(t, st.Topo.GCHTTPURL(0)+"/api/v1/meeting-controllers", tok.AccessToken, http.StatusOK)
 	// Joins need the web-client's token (scope meeting.join).
-	join, err := auth.TokenSource(context.Background(), ac, localstack.WebClientID, st.topo.Secrets.WebClientSecret).Token()
+	join, err := auth.TokenSource(context.Background(), ac, localstack.WebClientID, st.Topo.Secrets.WebClientSecret).Token()
 	if err != nil {
 		t.Fatalf("web-client token: %v", err)
 	}
 	testsupport.Eventually(t, 30*time.Second, "a meeting join is assigned", func() error {
-		req, _ := http.NewRequest(http.MethodPost, st.topo.GCHTTPURL(0)+"/api/v1/meetings/obs-check/join", nil)
+		req, _ := http.NewRequest(http.MethodPost, st.Topo.GCHTTPURL(0)+"/api/v1/meetings/obs-check/join", nil)
 		req.Header.Set("Authorization", "Bearer "+join.AccessToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -317,7 +291,7 @@ func mustGet(t *testing.T, u, bearer string, want int) {
 
 // startVerifier runs `verifier serve` against the stack and Prometheus and
 // returns its /metrics URL once the first run has finished.
-func startVerifier(t *testing.T, st *services, rd *testsupport.Redis, port int, promURL string) string {
+func startVerifier(t *testing.T, st *testsupport.ControlPlane, rd *testsupport.Redis, port int, promURL string) string {
 	t.Helper()
 	var jobs []string
 	for _, j := range observability.Jobs {
@@ -334,7 +308,7 @@ ac: {urls: [%q], client_id: verifier, client_secret: {env: VERIFIER_CLIENT_SECRE
 gc: {grpc_addresses: [%q]}
 mc: {expected_count: 1, region: local, heartbeat_threshold: 10s, health_urls: [%q]}
 prometheus: {url: %q, jobs: [%s]}
-`, rd.Addr(), st.topo.ACURL(0), st.topo.GCGRPCAddr(0), st.topo.MCHealthURL(0), promURL, strings.Join(jobs, ", "))
+`, rd.Addr(), st.Topo.ACURL(0), st.Topo.GCGRPCAddr(0), st.Topo.MCHealthURL(0), promURL, strings.Join(jobs, ", "))
 	path := filepath.Join(t.TempDir(), "verifier.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -344,8 +318,8 @@ prometheus: {url: %q, jobs: [%s]}
 		[]string{"serve", "--config", path, "--listen", listen, "--interval", "1s"},
 		map[string]string{
 			"REDIS_PASSWORD":         rd.Password,
-			"DATABASE_URL":           st.topo.DatabaseURL.Reveal(),
-			"VERIFIER_CLIENT_SECRET": st.topo.Secrets.VerifierClientSecret.Reveal(),
+			"DATABASE_URL":           st.Topo.DatabaseURL.Reveal(),
+			"VERIFIER_CLIENT_SECRET": st.Topo.Secrets.VerifierClientSecret.Reveal(),
 		})
 	u := "http://" + listen + "/metrics"
 	testsupport.Eventually(t, 60*time.Second, "the verifier finished a run", func() error {

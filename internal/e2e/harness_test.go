@@ -23,30 +23,19 @@ import (
 
 func TestMain(m *testing.M) { testsupport.Main(m) }
 
-// Timers short enough for tests, long enough for a loaded 2-core machine.
-var tuning = localstack.Tuning{
-	StalenessThresholdSeconds: 3,
-	StalenessCheckInterval:    500 * time.Millisecond,
-	FastHeartbeatInterval:     500 * time.Millisecond,
-	ComprehensiveHeartbeat:    1500 * time.Millisecond,
-	MCShutdownGrace:           5 * time.Second,
-}
-
-// stack is a running control plane.
+// stack is a running control plane (two of each service) and the clients
+// the tests use.
 type stack struct {
-	t     *testing.T
-	topo  *localstack.Topology
-	pg    *testsupport.Postgres
-	redis *testsupport.Redis
-	ac    []*testsupport.Process
-	gc    []*testsupport.Process
-	mc    []*testsupport.Process
-	all   []*testsupport.Process
+	*testsupport.ControlPlane
+	t *testing.T
 
 	gcAPI       []internalv1.GlobalControllerServiceClient // one connection per GC, reconnecting
 	verifierTok []string                                   // the verifier's token from each AC
 	joinTok     string                                     // the web-client's token (meeting.join) from AC 0
 }
+
+// tuning is the control plane's timers, which the tests wait on.
+var tuning = testsupport.TestTuning
 
 // joinBurst is each GC's per-caller join burst here: the race below sends
 // 100 joins at once to each GC, all as web-client.
@@ -54,62 +43,38 @@ const joinBurst = 150
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	pg := testsupport.StartPostgres(t)
-	rd := testsupport.StartRedis(t)
-	topo := testsupport.Topology(t, pg, rd, 2, tuning)
-	s := &stack{t: t, topo: topo, pg: pg, redis: rd}
-	t.Cleanup(s.assertNoSecretsLogged)
-
-	s.all = append(s.all, testsupport.Migrate(t, topo))
-	for i := range topo.AC {
-		s.ac = append(s.ac, s.start(fmt.Sprintf("ac-%d", i), "ac-service", topo.ACEnv(i)))
-	}
-	for i := range topo.GC {
-		env := topo.GCEnv(i)
-		env["GC_JOIN_BURST"], env["GC_JOIN_INTERVAL"] = strconv.Itoa(joinBurst), "50ms"
-		s.gc = append(s.gc, s.start(fmt.Sprintf("gc-%d", i), "global-controller", env))
-	}
-	for i := range topo.MC {
-		s.mc = append(s.mc, s.start(fmt.Sprintf("mc-%d", i), "meeting-controller", topo.MCEnv(i)))
-	}
-	for i := range topo.AC {
-		s.waitReady(topo.ACURL(i)+"/ready", s.ac[i])
-	}
-	for i := range topo.GC {
-		s.waitReady(topo.GCHTTPURL(i)+"/ready", s.gc[i])
-	}
-	for i := range topo.MC {
-		s.waitReady(topo.MCHealthURL(i)+"/health/ready", s.mc[i])
-	}
-	for i := range topo.GC {
+	s := &stack{t: t}
+	// Registered first, so it runs last: after every process has stopped
+	// and written its last lines.
+	t.Cleanup(func() {
+		if s.ControlPlane != nil {
+			s.assertNoSecretsLogged()
+		}
+	})
+	s.ControlPlane = testsupport.StartControlPlane(t, testsupport.ControlPlaneOptions{
+		Replicas: 2,
+		Env: func(binary string, _ int, env map[string]string) {
+			if binary == "global-controller" {
+				env["GC_JOIN_BURST"], env["GC_JOIN_INTERVAL"] = strconv.Itoa(joinBurst), "50ms"
+			}
+		},
+	})
+	for i := range s.Topo.GC {
 		s.gcAPI = append(s.gcAPI, s.gcClient(i))
 	}
-	for i := range topo.AC {
-		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, topo.Secrets.VerifierClientSecret))
+	for i := range s.Topo.AC {
+		s.verifierTok = append(s.verifierTok, s.token(i, localstack.VerifierClientID, s.Topo.Secrets.VerifierClientSecret))
 	}
-	s.joinTok = s.token(0, localstack.WebClientID, topo.Secrets.WebClientSecret)
+	s.joinTok = s.token(0, localstack.WebClientID, s.Topo.Secrets.WebClientSecret)
 	return s
-}
-
-func (s *stack) start(name, binary string, env map[string]string) *testsupport.Process {
-	p := testsupport.StartProcess(s.t, name, testsupport.Binary(s.t, binary), env)
-	s.all = append(s.all, p)
-	return p
-}
-
-func (s *stack) waitReady(url string, p *testsupport.Process) {
-	s.t.Helper()
-	if err := testsupport.WaitHTTP(url, http.StatusOK, 60*time.Second); err != nil {
-		s.t.Fatalf("%s: %v\n%s", p.Name, err, p.Logs())
-	}
 }
 
 // secretValues lists every secret the stack was given.
 func (s *stack) secretValues() map[string]string {
-	sec := s.topo.Secrets
+	sec := s.Topo.Secrets
 	return map[string]string{
-		"postgres password":      s.pg.Password,
-		"redis password":         s.redis.Password,
+		"postgres password":      s.Postgres.Password,
+		"redis password":         s.Redis.Password,
 		"signing key":            sec.SigningKey.Reveal(),
 		"binding secret":         sec.BindingSecret.Reveal(),
 		"GC client secret":       sec.GCClientSecret.Reveal(),
@@ -122,7 +87,7 @@ func (s *stack) secretValues() map[string]string {
 // assertNoSecretsLogged scans every line every process wrote.
 func (s *stack) assertNoSecretsLogged() {
 	lines := 0
-	for _, p := range s.all {
+	for _, p := range s.Procs {
 		logs := p.Logs()
 		lines += strings.Count(logs, "\n")
 		for what, v := range s.secretValues() {
@@ -140,7 +105,7 @@ func (s *stack) assertNoSecretsLogged() {
 // client-credentials flow.
 func (s *stack) token(i int, clientID string, sec secret.Value) string {
 	s.t.Helper()
-	tok, err := auth.TokenSource(context.Background(), s.topo.ACURL(i), clientID, sec).Token()
+	tok, err := auth.TokenSource(context.Background(), s.Topo.ACURL(i), clientID, sec).Token()
 	if err != nil {
 		s.t.Fatalf("token for %s from AC %d: %v", clientID, i, err)
 	}
@@ -149,7 +114,7 @@ func (s *stack) token(i int, clientID string, sec secret.Value) string {
 
 // gcClient dials GC replica i's gRPC API; bearer may be empty.
 func (s *stack) gcClient(i int) internalv1.GlobalControllerServiceClient {
-	return internalv1.NewGlobalControllerServiceClient(grpcConn(s.t, s.topo.GCGRPCAddr(i)))
+	return internalv1.NewGlobalControllerServiceClient(grpcConn(s.t, s.Topo.GCGRPCAddr(i)))
 }
 
 // list asks GC replica i for the registry with the verifier's token from

@@ -69,7 +69,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("both MCs healthy within two heartbeats, listed by either GC", func(t *testing.T) {
 		registered := time.Now() // every MC's /health/ready said registered before this
 		// Two heartbeat intervals, plus one second for scheduling on a loaded 2-core machine.
-		for gc := range s.gc {
+		for gc := range s.GC {
 			testsupport.Eventually(t, 2*beat+time.Second, fmt.Sprintf("GC %d lists both MCs HEALTHY", gc), func() error {
 				return s.allHealthy(ctx, gc, registered.Add(-2*beat), ids...)
 			})
@@ -83,8 +83,8 @@ func TestControlPlane(t *testing.T) {
 		}
 		for i, id := range ids {
 			c := byID(cs)[id]
-			wantGRPC := fmt.Sprintf("http://127.0.0.1:%d", s.topo.MC[i].GRPC)
-			wantWT := fmt.Sprintf("https://127.0.0.1:%d", s.topo.MC[i].WebTransport)
+			wantGRPC := fmt.Sprintf("http://127.0.0.1:%d", s.Topo.MC[i].GRPC)
+			wantWT := fmt.Sprintf("https://127.0.0.1:%d", s.Topo.MC[i].WebTransport)
 			if c.GrpcEndpoint != wantGRPC || c.WebtransportEndpoint != wantWT || len(c.WebtransportCertSha256) != 64 || c.Region != "local" {
 				t.Errorf("%s registered as %+v", id, c)
 			}
@@ -107,7 +107,7 @@ func TestControlPlane(t *testing.T) {
 		expectCode("verifier token", withBearer(ctx, verifierTok), codes.PermissionDenied)
 
 		// An expired token signed with AC's real key, and a fresh one signed by a key AC never had.
-		signer := realSigner(t, s.topo.Secrets.SigningKey.Reveal())
+		signer := realSigner(t, s.Topo.Secrets.SigningKey.Reveal())
 		expired, _, _ := signer.Sign(localstack.MCClientID, auth.ScopeWriteGC, auth.ServiceMeetingController, -time.Minute)
 		expectCode("expired token", withBearer(ctx, expired), codes.Unauthenticated)
 		rogue := testsupport.NewIssuer(t).Signer
@@ -122,7 +122,7 @@ func TestControlPlane(t *testing.T) {
 			}
 		}
 		// The GC's own scope does not open the registry list.
-		gcTok := s.token(0, localstack.GCClientID, s.topo.Secrets.GCClientSecret)
+		gcTok := s.token(0, localstack.GCClientID, s.Topo.Secrets.GCClientSecret)
 		if _, err := gc.ListMeetingControllers(withBearer(ctx, gcTok), &internalv1.ListMeetingControllersRequest{}); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("GC token listing controllers = %v, want PermissionDenied", err)
 		}
@@ -137,7 +137,7 @@ func TestControlPlane(t *testing.T) {
 			{"verifier token", verifierTok, http.StatusForbidden},
 			{"GC token", gcTok, http.StatusForbidden},
 		} {
-			resp, err := request(http.MethodPost, s.topo.GCHTTPURL(0)+"/api/v1/meetings/auth-check/join", c.token)
+			resp, err := request(http.MethodPost, s.Topo.GCHTTPURL(0)+"/api/v1/meetings/auth-check/join", c.token)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,15 +147,15 @@ func TestControlPlane(t *testing.T) {
 			}
 		}
 		// Health needs no token.
-		conn := healthpb.NewHealthClient(grpcConn(t, s.topo.GCGRPCAddr(0)))
+		conn := healthpb.NewHealthClient(grpcConn(t, s.Topo.GCGRPCAddr(0)))
 		if r, err := conn.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("grpc health without token = %v, %v", r, err)
 		}
 		// The HTTP list endpoint enforces the same rule.
-		if code, err := httpGetJSON(s.topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", "", nil); err != nil || code != http.StatusUnauthorized {
+		if code, err := httpGetJSON(s.Topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", "", nil); err != nil || code != http.StatusUnauthorized {
 			t.Errorf("HTTP list without token = %d, %v", code, err)
 		}
-		if code, err := httpGetJSON(s.topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", verifierTok, nil); err != nil || code != http.StatusOK {
+		if code, err := httpGetJSON(s.Topo.GCHTTPURL(1)+"/api/v1/meeting-controllers", verifierTok, nil); err != nil || code != http.StatusOK {
 			t.Errorf("HTTP list with verifier token = %d, %v", code, err)
 		}
 	})
@@ -170,7 +170,7 @@ func TestControlPlane(t *testing.T) {
 			WebTransportEndpt string `json:"webtransport_endpoint"`
 			MeetingToken      string `json:"meeting_token"`
 		}
-		status, err := postJSON(s.topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", s.joinTok, &join)
+		status, err := postJSON(s.Topo.GCHTTPURL(0)+"/api/v1/meetings/"+code+"/join", s.joinTok, &join)
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("join = %d, %v", status, err)
 		}
@@ -178,11 +178,11 @@ func TestControlPlane(t *testing.T) {
 			t.Fatalf("join answer %+v", join)
 		}
 		var assigned string
-		row := s.pg.Conn(t).QueryRow(ctx, "SELECT controller_id FROM meeting_assignments WHERE meeting_id = $1 AND ended_at IS NULL", code)
+		row := s.Postgres.Conn(t).QueryRow(ctx, "SELECT controller_id FROM meeting_assignments WHERE meeting_id = $1 AND ended_at IS NULL", code)
 		if err := row.Scan(&assigned); err != nil || assigned != join.ControllerID {
 			t.Fatalf("assignment row: %q, %v (want %s)", assigned, err, join.ControllerID)
 		}
-		state, err := s.redis.Client(t).HGetAll(ctx, "meeting:"+code).Result()
+		state, err := s.Redis.Client(t).HGetAll(ctx, "meeting:"+code).Result()
 		if err != nil || state["controller_id"] != join.ControllerID {
 			t.Fatalf("redis meeting:%s = %v, %v", code, state, err)
 		}
@@ -190,7 +190,7 @@ func TestControlPlane(t *testing.T) {
 		var again struct {
 			ControllerID string `json:"controller_id"`
 		}
-		if status, err := postJSON(s.topo.GCHTTPURL(1)+"/api/v1/meetings/"+code+"/join", s.joinTok, &again); err != nil || status != http.StatusOK || again.ControllerID != join.ControllerID {
+		if status, err := postJSON(s.Topo.GCHTTPURL(1)+"/api/v1/meetings/"+code+"/join", s.joinTok, &again); err != nil || status != http.StatusOK || again.ControllerID != join.ControllerID {
 			t.Fatalf("second join = %d %+v, %v", status, again, err)
 		}
 
@@ -247,15 +247,15 @@ func TestControlPlane(t *testing.T) {
 						URL          string `json:"webtransport_url"`
 						Cert         string `json:"webtransport_cert_sha256"`
 					}
-					st, err := postJSON(fmt.Sprintf("%s/api/v1/meetings/race-%03d/join", s.topo.GCHTTPURL(g), m), s.joinTok, &j)
+					st, err := postJSON(fmt.Sprintf("%s/api/v1/meetings/race-%03d/join", s.Topo.GCHTTPURL(g), m), s.joinTok, &j)
 					answers[m][g] = answer{st, err, j.ControllerID, j.URL, j.Cert}
 				})
 			}
 		}
 		close(start)
 		wg.Wait()
-		rdb := s.redis.Client(t)
-		db := s.pg.Conn(t)
+		rdb := s.Redis.Client(t)
+		db := s.Postgres.Conn(t)
 		for m := range meetings {
 			code := fmt.Sprintf("race-%03d", m)
 			a, b := answers[m][0], answers[m][1]
@@ -293,7 +293,7 @@ func TestControlPlane(t *testing.T) {
 
 	// Issue 11 item 3: joins are rate limited per caller.
 	t.Run("a caller past its join burst gets 429 with Retry-After while another caller joins", func(t *testing.T) {
-		u := s.topo.GCHTTPURL(1) + "/api/v1/meetings/%s/join"
+		u := s.Topo.GCHTTPURL(1) + "/api/v1/meetings/%s/join"
 		var limited *http.Response
 		for i := 0; i < 4*joinBurst && limited == nil; i++ {
 			// An invalid code is answered at once and counts all the same.
@@ -318,7 +318,7 @@ func TestControlPlane(t *testing.T) {
 			t.Fatalf("429 with Retry-After %q, want whole seconds", limited.Header.Get("Retry-After"))
 		}
 		// Another caller: a token AC's key signed for another client with meeting.join.
-		other, _, _ := realSigner(t, s.topo.Secrets.SigningKey.Reveal()).Sign("kiosk", auth.ScopeMeetingJoin, auth.ServiceWebClient, time.Hour)
+		other, _, _ := realSigner(t, s.Topo.Secrets.SigningKey.Reveal()).Sign("kiosk", auth.ScopeMeetingJoin, auth.ServiceWebClient, time.Hour)
 		var j struct {
 			ControllerID string `json:"controller_id"`
 		}
@@ -332,30 +332,30 @@ func TestControlPlane(t *testing.T) {
 	})
 
 	t.Run("GC restart: MCs regain registration with no manual step", func(t *testing.T) {
-		s.gc[0].Signal(syscall.SIGTERM)
-		if code, err := s.gc[0].Wait(15 * time.Second); err != nil || code != 0 {
+		s.GC[0].Signal(syscall.SIGTERM)
+		if code, err := s.GC[0].Wait(15 * time.Second); err != nil || code != 0 {
 			t.Fatalf("GC 0 on SIGTERM: exit %d, %v", code, err)
 		}
-		s.gc[0].Start()
+		s.GC[0].Start()
 		restarted := time.Now()
-		s.waitReady(s.topo.GCHTTPURL(0)+"/ready", s.gc[0])
+		testsupport.WaitReady(s.t, s.Topo.GCHTTPURL(0)+"/ready", s.GC[0])
 		testsupport.Eventually(t, 15*time.Second, "MCs fresh again after GC restart", func() error {
 			return s.allHealthy(ctx, 0, restarted, ids...)
 		})
-		s.waitReady(s.topo.MCHealthURL(0)+"/health/ready", s.mc[0])
+		testsupport.WaitReady(s.t, s.Topo.MCHealthURL(0)+"/health/ready", s.MC[0])
 	})
 
 	t.Run("Postgres restart: GC readiness follows, registration resumes", func(t *testing.T) {
-		s.pg.Stop()
-		for gc := range s.gc {
-			if err := testsupport.WaitHTTP(s.topo.GCHTTPURL(gc)+"/ready", http.StatusServiceUnavailable, 15*time.Second); err != nil {
+		s.Postgres.Stop()
+		for gc := range s.GC {
+			if err := testsupport.WaitHTTP(s.Topo.GCHTTPURL(gc)+"/ready", http.StatusServiceUnavailable, 15*time.Second); err != nil {
 				t.Fatalf("GC %d /ready with Postgres down: %v", gc, err)
 			}
 		}
-		s.pg.Start()
+		s.Postgres.Start()
 		back := time.Now()
-		for gc := range s.gc {
-			s.waitReady(s.topo.GCHTTPURL(gc)+"/ready", s.gc[gc])
+		for gc := range s.GC {
+			testsupport.WaitReady(s.t, s.Topo.GCHTTPURL(gc)+"/ready", s.GC[gc])
 		}
 		testsupport.Eventually(t, 20*time.Second, "MCs heartbeating into the restarted database", func() error {
 			return s.allHealthy(ctx, 1, back, ids...)
@@ -364,12 +364,12 @@ func TestControlPlane(t *testing.T) {
 
 	t.Run("SIGTERM drains an MC out of the healthy set", func(t *testing.T) {
 		id := ids[0]
-		s.mc[0].Signal(syscall.SIGTERM)
-		code, err := s.mc[0].Wait(tuning.MCShutdownGrace + 5*time.Second)
+		s.MC[0].Signal(syscall.SIGTERM)
+		code, err := s.MC[0].Wait(tuning.MCShutdownGrace + 5*time.Second)
 		if err != nil || code != 0 {
 			t.Fatalf("MC on SIGTERM: exit %d, %v", code, err)
 		}
-		if !strings.Contains(strings.ToLower(s.mc[0].Logs()), "draining") {
+		if !strings.Contains(strings.ToLower(s.MC[0].Logs()), "draining") {
 			t.Errorf("MC logged nothing about draining")
 		}
 		// GC keeps a deregistered MC as DRAINING until its heartbeat is stale,
@@ -404,7 +404,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("SIGKILL: UNHEALTHY once the staleness threshold passed", func(t *testing.T) {
 		id := ids[1]
 		threshold := time.Duration(tuning.StalenessThresholdSeconds) * time.Second
-		s.mc[1].Kill()
+		s.MC[1].Kill()
 		killed := time.Now()
 		var became time.Time
 		testsupport.Eventually(t, threshold+10*time.Second, id+" UNHEALTHY", func() error {

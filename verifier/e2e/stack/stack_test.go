@@ -5,9 +5,7 @@ package stack
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,55 +43,20 @@ func checksExcept(prefixes ...string) []string {
 	return out
 }
 
+// stack is the control plane, two of each service, and Prometheus
+// scraping them and the exporters.
 type stack struct {
-	t     testing.TB
-	topo  *localstack.Topology
-	pg    *testsupport.Postgres
-	redis *testsupport.Redis
-	prom  *testsupport.Prometheus
-	mc    []*testsupport.Process
-}
-
-// Short timers: GC marks an MC unhealthy 3s after its last heartbeat.
-var tuning = localstack.Tuning{
-	StalenessThresholdSeconds: 3,
-	StalenessCheckInterval:    500 * time.Millisecond,
-	FastHeartbeatInterval:     500 * time.Millisecond,
-	ComprehensiveHeartbeat:    1500 * time.Millisecond,
-	MCShutdownGrace:           3 * time.Second,
+	*testsupport.ControlPlane
+	prom *testsupport.Prometheus
 }
 
 func startStack(t testing.TB) *stack {
 	t.Helper()
-	// Build every binary first, one after the other: the machine has 2 cores.
-	for _, b := range []string{"db-migrate", "ac-service", "global-controller", "meeting-controller", "verifier"} {
-		testsupport.Binary(t, b)
-	}
-	pg := testsupport.StartPostgres(t)
-	rd := testsupport.StartRedis(t)
-	topo := testsupport.Topology(t, pg, rd, 2, tuning)
-	s := &stack{t: t, topo: topo, pg: pg, redis: rd}
-	testsupport.Migrate(t, topo)
-	var ready []string
-	for i := range topo.AC {
-		testsupport.StartProcess(t, fmt.Sprintf("ac-%d", i), testsupport.Binary(t, "ac-service"), topo.ACEnv(i))
-		ready = append(ready, topo.ACURL(i)+"/ready")
-	}
-	for i := range topo.GC {
-		testsupport.StartProcess(t, fmt.Sprintf("gc-%d", i), testsupport.Binary(t, "global-controller"), topo.GCEnv(i))
-		ready = append(ready, topo.GCHTTPURL(i)+"/ready")
-	}
-	for i := range topo.MC {
-		s.startMC(i)
-		ready = append(ready, topo.MCHealthURL(i)+"/health/ready")
-	}
-	for _, u := range ready {
-		if err := testsupport.WaitHTTP(u, http.StatusOK, 60*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rx := testsupport.StartRedisExporter(t, rd)
-	px := testsupport.StartPostgresExporter(t, pg)
+	testsupport.Binary(t, "verifier")
+	s := &stack{ControlPlane: testsupport.StartControlPlane(t, testsupport.ControlPlaneOptions{Replicas: 2})}
+	topo := s.Topo
+	rx := testsupport.StartRedisExporter(t, s.Redis)
+	px := testsupport.StartPostgresExporter(t, s.Postgres)
 	hostport := func(u string) string { return u[len("http://"):] }
 	s.prom = testsupport.StartPrometheus(t,
 		testsupport.ScrapeJob{Name: "ac-service", Targets: []string{hostport(topo.ACURL(0)), hostport(topo.ACURL(1))}},
@@ -105,12 +68,6 @@ func startStack(t testing.TB) *stack {
 	return s
 }
 
-func (s *stack) startMC(i int) *testsupport.Process {
-	p := testsupport.StartProcess(s.t, fmt.Sprintf("mc-%d", i), testsupport.Binary(s.t, "meeting-controller"), s.topo.MCEnv(i))
-	s.mc = append(s.mc, p)
-	return p
-}
-
 func (s *stack) config(deadline time.Duration, mcIDs ...string) e2eutil.Config {
 	if len(mcIDs) == 0 {
 		mcIDs = []string{localstack.MCID(0), localstack.MCID(1)}
@@ -120,28 +77,28 @@ func (s *stack) config(deadline time.Duration, mcIDs ...string) e2eutil.Config {
 		{"name": "meeting-controller", "min_targets": 2}, {"name": "redis_exporter"}, {"name": "postgres_exporter"},
 	}
 	return e2eutil.Base(deadline).
-		With("redis", map[string]any{"address": s.redis.Addr(), "password": e2eutil.Ref("REDIS_PASSWORD")}).
+		With("redis", map[string]any{"address": s.Redis.Addr(), "password": e2eutil.Ref("REDIS_PASSWORD")}).
 		With("postgres", map[string]any{"url": e2eutil.Ref("DATABASE_URL")}).
-		With("ac", map[string]any{"urls": []string{s.topo.ACURL(0), s.topo.ACURL(1)}, "client_id": localstack.VerifierClientID,
+		With("ac", map[string]any{"urls": []string{s.Topo.ACURL(0), s.Topo.ACURL(1)}, "client_id": localstack.VerifierClientID,
 			"client_secret": e2eutil.Ref("VERIFIER_CLIENT_SECRET")}).
-		With("gc", map[string]any{"grpc_addresses": []string{s.topo.GCGRPCAddr(0), s.topo.GCGRPCAddr(1)}}).
+		With("gc", map[string]any{"grpc_addresses": []string{s.Topo.GCGRPCAddr(0), s.Topo.GCGRPCAddr(1)}}).
 		With("mc", map[string]any{"expected_count": len(mcIDs), "expected_ids": mcIDs, "region": "local",
-			"heartbeat_threshold": "2s", "health_urls": []string{s.topo.MCHealthURL(0), s.topo.MCHealthURL(1)}}).
+			"heartbeat_threshold": "2s", "health_urls": []string{s.Topo.MCHealthURL(0), s.Topo.MCHealthURL(1)}}).
 		With("prometheus", map[string]any{"url": s.prom.URL, "jobs": jobs})
 }
 
 func (s *stack) env() map[string]string {
 	return map[string]string{
-		"REDIS_PASSWORD":         s.redis.Password,
-		"DATABASE_URL":           s.pg.URL(),
-		"VERIFIER_CLIENT_SECRET": s.topo.Secrets.VerifierClientSecret.Reveal(),
+		"REDIS_PASSWORD":         s.Redis.Password,
+		"DATABASE_URL":           s.Postgres.URL(),
+		"VERIFIER_CLIENT_SECRET": s.Topo.Secrets.VerifierClientSecret.Reveal(),
 	}
 }
 
 func (s *stack) secrets() map[string]string {
-	sec := s.topo.Secrets
+	sec := s.Topo.Secrets
 	return map[string]string{
-		"postgres password": s.pg.Password, "redis password": s.redis.Password,
+		"postgres password": s.Postgres.Password, "redis password": s.Redis.Password,
 		"signing key": sec.SigningKey.Reveal(), "verifier client secret": sec.VerifierClientSecret.Reveal(),
 		"GC client secret": sec.GCClientSecret.Reveal(), "MC client secret": sec.MCClientSecret.Reveal(),
 	}
@@ -201,7 +158,7 @@ func TestStackFaults(t *testing.T) {
 	})
 	t.Run("gc unreachable", func(t *testing.T) {
 		closed := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
-		cfg := s.config(short).With("gc", map[string]any{"grpc_addresses": []string{s.topo.GCGRPCAddr(0), closed}})
+		cfg := s.config(short).With("gc", map[string]any{"grpc_addresses": []string{s.Topo.GCGRPCAddr(0), closed}})
 		r := run(t, cfg, s.env(), 3, map[string]string{"gc.health": "net.refused"})
 		if c := r.Check("gc.health"); c.Class != nil && !contains(c.Class.Cause, closed) {
 			t.Errorf("the cause should name the unreachable GC %s: %s", closed, c.Class.Cause)
@@ -220,8 +177,7 @@ func TestStackFaults(t *testing.T) {
 	})
 	t.Run("mc heartbeat stale", func(t *testing.T) {
 		// A third MC registers, then freezes: alive as a process, silent to GC.
-		s.topo.MC = append(s.topo.MC, localstack.MCPorts{GRPC: testsupport.FreePort(t), Health: testsupport.FreePort(t), WebTransport: testsupport.FreeUDPPort(t)})
-		mc := s.startMC(2)
+		mc := s.StartMC()
 		defer mc.Kill()
 		ids := []string{localstack.MCID(0), localstack.MCID(1), localstack.MCID(2)}
 		waitRegistry(t, s, localstack.MCID(2), func(c *internalv1.MeetingController) bool {
@@ -242,8 +198,8 @@ func TestStackFaults(t *testing.T) {
 // waitRegistry polls GC 0 with the verifier's token until MC id satisfies ok.
 func waitRegistry(t *testing.T, s *stack, id string, ok func(*internalv1.MeetingController) bool) {
 	t.Helper()
-	ts := auth.TokenSource(context.Background(), s.topo.ACURL(0), localstack.VerifierClientID, s.topo.Secrets.VerifierClientSecret)
-	conn, err := grpc.NewClient(s.topo.GCGRPCAddr(0), grpc.WithTransportCredentials(insecureCreds()), grpc.WithPerRPCCredentials(auth.PerRPC(ts)))
+	ts := auth.TokenSource(context.Background(), s.Topo.ACURL(0), localstack.VerifierClientID, s.Topo.Secrets.VerifierClientSecret)
+	conn, err := grpc.NewClient(s.Topo.GCGRPCAddr(0), grpc.WithTransportCredentials(insecureCreds()), grpc.WithPerRPCCredentials(auth.PerRPC(ts)))
 	if err != nil {
 		t.Fatal(err)
 	}
