@@ -1,23 +1,18 @@
 package mc
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/quic-go/webtransport-go"
+
+	"github.com/darktower/devstack/internal/wtclient"
 )
 
 // BindingToken is base64url (no padding) of HMAC-SHA256(secret, meetingID|nonce).
@@ -75,33 +70,11 @@ func DialWebTransport(ctx context.Context, url, certSHA256Hex string) (*Welcome,
 
 // OpenWebTransport is DialWebTransport that leaves the session open.
 func OpenWebTransport(ctx context.Context, url, certSHA256Hex string) (*ClientSession, error) {
-	pin, err := hex.DecodeString(strings.TrimSpace(certSHA256Hex))
-	if err != nil || len(pin) != sha256.Size {
-		return nil, fmt.Errorf("certificate pin: expected 64 hex characters (SHA-256 of the DER certificate), got %q", certSHA256Hex)
+	pin, err := wtclient.ParsePin(certSHA256Hex)
+	if err != nil {
+		return nil, fmt.Errorf("certificate pin %q: %w", certSHA256Hex, err)
 	}
-	tr := &webtransport.Transport{
-		TLSClientConfig: &tls.Config{
-			MinVersion: tls.VersionTLS13,
-			// The dev certificate is self-signed: trust comes from the pin GC
-			// advertised, as browsers do with serverCertificateHashes.
-			InsecureSkipVerify: true,
-			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-				if len(raw) == 0 {
-					return errors.New("server sent no certificate")
-				}
-				got := sha256.Sum256(raw[0])
-				if !bytes.Equal(got[:], pin) {
-					return fmt.Errorf("server certificate SHA-256 %s does not match the pin %s", hex.EncodeToString(got[:]), hex.EncodeToString(pin))
-				}
-				return nil
-			},
-		},
-		QUICConfig: &quic.Config{
-			EnableDatagrams:                  true,
-			EnableStreamResetPartialDelivery: true,
-			KeepAlivePeriod:                  15 * time.Second,
-		},
-	}
+	tr := wtclient.New(pin, 15*time.Second)
 	rsp, sess, err := tr.Dial(ctx, url, nil)
 	if err != nil {
 		_ = tr.Close()
@@ -110,7 +83,7 @@ func OpenWebTransport(ctx context.Context, url, certSHA256Hex string) (*ClientSe
 		}
 		return nil, fmt.Errorf("WebTransport %s: %w", url, err)
 	}
-	cs := &ClientSession{sess: sess, tr: tr}
+	cs := &ClientSession{sess: sess, tr: tr.Transport}
 	w, err := readWelcome(ctx, sess)
 	if err != nil {
 		_ = cs.Close()

@@ -3,10 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,11 +12,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/webtransport-go"
 
+	"github.com/darktower/devstack/internal/wtclient"
 	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/config"
 )
@@ -107,36 +103,11 @@ func webTransportHandshake(ctx context.Context, endpoint, certHash string) (stri
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return "", classify.At(endpoint, classify.Failf("mc.bad-endpoint", "webtransport_endpoint %q is not an https:// URL", endpoint))
 	}
-	pin, err := decodeHash(certHash)
+	pin, err := wtclient.ParsePin(certHash)
 	if err != nil {
 		return "", classify.At(u.Host, classify.Failf("mc.bad-endpoint", "webtransport_cert_sha256 %q: %v", certHash, err))
 	}
-	var mismatch atomic.Pointer[string]
-	tlsConf := &tls.Config{
-		// Verification is the pin below (WebTransport serverCertificateHashes
-		// semantics): MC's dev certificate is self-signed.
-		InsecureSkipVerify: true, //nolint:gosec // pinned in VerifyConnection
-		MinVersion:         tls.VersionTLS13,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no certificate")
-			}
-			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
-				got := hex.EncodeToString(sum[:])
-				mismatch.Store(&got)
-				return errors.New("certificate does not match the registered hash")
-			}
-			return nil
-		},
-	}
-	tr := &webtransport.Transport{
-		TLSClientConfig: tlsConf,
-		QUICConfig: &quic.Config{
-			EnableDatagrams:                  true,
-			EnableStreamResetPartialDelivery: true,
-		},
-	}
+	tr := wtclient.New(pin, 0)
 	defer tr.Close()
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -155,8 +126,8 @@ func webTransportHandshake(ctx context.Context, endpoint, certHash string) (stri
 		}
 		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf("mc.wt-refused", "CONNECT without a meeting token answered %d, want 401", rsp.StatusCode))
 	}
-	if got := mismatch.Load(); got != nil {
-		return "certificate sha256 " + *got, classify.At(u.Host, classify.Failf("mc.pin-mismatch", "certificate sha256 %s, registered %s", *got, certHash))
+	if got := tr.Mismatch(); got != "" {
+		return "certificate sha256 " + got, classify.At(u.Host, classify.Failf("mc.pin-mismatch", "certificate sha256 %s, registered %s", got, certHash))
 	}
 	var rne *webtransport.RequirementsNotMetError
 	if errors.As(err, &rne) {
@@ -168,23 +139,6 @@ func webTransportHandshake(ctx context.Context, endpoint, certHash string) (stri
 		return "", classify.At(u.Host, classify.Failf("mc.quic-timeout", "no QUIC handshake: %v", err))
 	}
 	return "", classify.At(u.Host, err)
-}
-
-// decodeHash accepts the registered hash as hex (what MC sends) or base64.
-func decodeHash(s string) ([]byte, error) {
-	s = strings.TrimSpace(strings.ReplaceAll(s, ":", ""))
-	if s == "" {
-		return nil, errors.New("empty: the MC registered no certificate hash")
-	}
-	if b, err := hex.DecodeString(s); err == nil && len(b) == sha256.Size {
-		return b, nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) == sha256.Size {
-			return b, nil
-		}
-	}
-	return nil, errors.New("expected a SHA-256 in hex")
 }
 
 func truncate(s string, n int) string {
