@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,5 +46,46 @@ func TestValidatorReadyAfterJWKSComesUp(t *testing.T) {
 			t.Fatal("still not ready 15 s after the JWKS server came up")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Tokens from a key the JWKS does not hold (a hostile caller's kids) cause at
+// most one fetch per rate-limit period.
+func TestUnknownKeysRefreshRateLimited(t *testing.T) {
+	s := newSigner(t)
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.JWKS())
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := auth.NewValidator(ctx, srv.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := fetches.Load()
+	other := newSigner(t) // a key the JWKS does not hold
+	const callers = 50
+	var wg sync.WaitGroup
+	for range callers {
+		tok, _, err := other.Sign("intruder", auth.ScopeWriteGC, auth.ServiceMeetingController, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if _, err := v.Validate(ctx, tok); err == nil {
+				t.Error("a token from an unknown key validated")
+			}
+		})
+	}
+	wg.Wait()
+	if n := fetches.Load() - start; n > 2 {
+		t.Errorf("%d callers with unknown keys caused %d JWKS fetches, want at most 2 (one per 5 s)", callers, n)
 	}
 }

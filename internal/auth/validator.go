@@ -35,9 +35,14 @@ func NewValidator(ctx context.Context, jwksURL string, log *slog.Logger) (*Valid
 		NoErrorReturnFirstHTTPReq: &noErr,
 		RefreshInterval:           5 * time.Minute,
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(5*time.Second), 1),
-		// A token with an unknown kid triggers at most one refresh per 5 s;
-		// others are refused at once instead of queueing for the limiter.
-		RateLimitWaitMax: time.Millisecond,
+		// A token with an unknown kid triggers at most one refresh per 5 s.
+		// jwkset bounds the wait for the limiter and the refresh's fetch with
+		// this one timeout, so it must fit a fetch (1 ms made every refresh
+		// fail, and a validator whose first fetch failed waited for the
+		// 5-minute refresh). A caller whose turn is further away is refused
+		// at once (rate.Limiter.Wait knows the delay up front), so at most
+		// one waits per refresh.
+		RateLimitWaitMax: 3 * time.Second,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				log.Warn("JWKS refresh failed", "url", u, "error", err)
