@@ -49,13 +49,23 @@ func (s *Server) registerUntilAccepted(ctx context.Context) (fast, comp time.Dur
 		// the key of the registration we held.
 		req.RegistrationKey = s.key()
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
-		resp, err := s.gc.RegisterMC(rctx, req)
+		// GC places meetings on a registered MC at once; one that cannot
+		// check GC's token yet would refuse them all.
+		keysErr := s.keysReady(rctx)
+		var resp *pb.RegisterMCResponse
+		var err error
+		if keysErr == nil {
+			resp, err = s.gc.RegisterMC(rctx, req)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return 0, 0, false
 		}
 		delay := backoff(attempt, s.cfg.RegisterBackoffMin, s.cfg.RegisterBackoffMax)
 		switch {
+		case keysErr != nil:
+			s.log.Warn("not registering with GC yet: AC's keys, needed to check GC's calls, have not arrived",
+				"attempt", attempt+1, "retry_in", delay.String(), "error", keysErr)
 		case err != nil:
 			s.renewTokenOn(err)
 			s.m.registrations.WithLabelValues(statusError).Inc()

@@ -42,6 +42,11 @@ type Server struct {
 	proc      *procStats
 	sessions  *sessionSet
 
+	// keysReady reports whether AC's keys have arrived: without them MC
+	// cannot check GC's AssignMeeting calls, so it neither registers nor
+	// reports ready.
+	keysReady func(context.Context) error
+
 	registered atomic.Bool
 	// regKey is the registration key GC returned: the proof, presented on
 	// every heartbeat, re-registration and DeregisterMC, that this process
@@ -151,7 +156,8 @@ func (s *Server) Run(ctx context.Context) error {
 	pb.RegisterMeetingControllerServiceServer(gs, assignService{s: s})
 	wt := s.newWebTransportServer(validator)
 	mux := http.NewServeMux()
-	httpserver.Probes(mux, "/health/live", "/health/ready", s.readyNotDraining, s.readyRegistered, s.readyRedis)
+	s.keysReady = validator.Ready
+	httpserver.Probes(mux, "/health/live", "/health/ready", s.readyNotDraining, s.readyRegistered, s.readyRedis, validator.Ready)
 	httpserver.Metrics(mux, s.reg)
 
 	s.log.Info("meeting controller starting", "controller_id", s.cfg.ID, "region", s.cfg.Region,

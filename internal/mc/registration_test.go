@@ -1,7 +1,11 @@
 package mc_test
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +136,46 @@ func TestRenewsRefusedToken(t *testing.T) {
 	if n := metric(t, r.healthURL("/metrics"), "mc_gc_registrations_total", "status=error"); n != 2 {
 		t.Fatalf("%v failed registrations, want 2 (one per bogus token)", n)
 	}
+}
+
+// An MC that cannot check GC's calls yet (AC's keys have not arrived) does
+// not register, so GC places no meeting it would refuse, and is not ready;
+// once the keys come it registers.
+func TestRegistersOnlyWithACKeys(t *testing.T) {
+	st := newStack(t)
+	st.gc.start()
+	var serve atomic.Bool
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !serve.Load() {
+			http.Error(w, "AC not up yet", http.StatusServiceUnavailable)
+			return
+		}
+		resp, err := http.Get(st.issuer.JWKSURL)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(jwks.Close)
+	r := st.startMC(t, "mc-keys-1", func(env map[string]string) { env["AC_JWKS_URL"] = jwks.URL })
+
+	testsupport.Eventually(t, 10*time.Second, "MC says why it does not register", func() bool {
+		return strings.Contains(r.logs.String(), "not registering with GC yet")
+	})
+	if n := st.gc.count("register"); n != 0 {
+		t.Fatalf("MC registered %d times without AC's keys", n)
+	}
+	if got := httpStatus(t, r.healthURL("/health/ready")); got != http.StatusServiceUnavailable {
+		t.Fatalf("ready without AC's keys = %d, want 503", got)
+	}
+
+	serve.Store(true)
+	// The refresh of an empty key set is rate limited to one per 5 s.
+	testsupport.Eventually(t, 15*time.Second, "registration once the keys arrived", func() bool { return st.gc.count("register") == 1 })
+	testsupport.Eventually(t, 5*time.Second, "ready with keys and registered", func() bool {
+		return httpStatus(t, r.healthURL("/health/ready")) == http.StatusOK
+	})
 }
