@@ -18,23 +18,8 @@ import (
 // server answers, without waiting for the periodic refresh (minutes): in a
 // cluster GC and MC often start before AC.
 func TestValidatorReadyAfterJWKSComesUp(t *testing.T) {
-	s := newSigner(t)
 	var up atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if !up.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(s.JWKS())
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v, err := auth.NewValidator(ctx, srv.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, v, _ := jwksValidator(t, up.Load)
 	if err := v.Ready(ctx); err == nil {
 		t.Fatal("ready with the JWKS server answering 503")
 	}
@@ -52,20 +37,7 @@ func TestValidatorReadyAfterJWKSComesUp(t *testing.T) {
 // Tokens from a key the JWKS does not hold (a hostile caller's kids) cause at
 // most one fetch per rate-limit period.
 func TestUnknownKeysRefreshRateLimited(t *testing.T) {
-	s := newSigner(t)
-	var fetches atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fetches.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(s.JWKS())
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v, err := auth.NewValidator(ctx, srv.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, v, fetches := jwksValidator(t, func() bool { return true })
 	if err := v.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +60,29 @@ func TestUnknownKeysRefreshRateLimited(t *testing.T) {
 	if n := fetches.Load() - start; n > 2 {
 		t.Errorf("%d callers with unknown keys caused %d JWKS fetches, want at most 2 (one per 5 s)", callers, n)
 	}
+}
+
+// jwksValidator is a validator of a JWKS server that serves a fresh signer's
+// key while up() holds (503 otherwise), and the count of its fetches.
+func jwksValidator(t *testing.T, up func() bool) (context.Context, *auth.Validator, *atomic.Int32) {
+	t.Helper()
+	s := newSigner(t)
+	fetches := &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		if !up() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.JWKS())
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := auth.NewValidator(ctx, srv.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, v, fetches
 }
