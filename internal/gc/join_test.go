@@ -28,6 +28,7 @@ type fakeMC struct {
 	internalv1.UnimplementedMeetingControllerServiceServer
 	id, endpoint string
 	accept       bool
+	hold         chan struct{} // when set, AssignMeeting waits for it to close (a slow MC)
 
 	mu       sync.Mutex
 	calls    []assignCall
@@ -45,6 +46,13 @@ func (f *fakeMC) AssignMeeting(ctx context.Context, r *internalv1.AssignMeetingR
 	f.calls = append(f.calls, assignCall{r.MeetingId, r.RequestingGcId, c.Subject, c.ServiceType})
 	f.lastAuth = md.Get("authorization")
 	f.mu.Unlock()
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if !f.accept {
 		return &internalv1.AssignMeetingResponse{Accepted: false, RejectionReason: "at capacity"}, nil
 	}
@@ -405,5 +413,37 @@ func TestPlacementWeighsParticipants(t *testing.T) {
 	}
 	if len(full.recorded())+len(crowded.recorded()) != 0 {
 		t.Fatalf("a fuller controller was asked first: full %v, crowded %v", full.recorded(), crowded.recorded())
+	}
+}
+
+// Joins placed on a slow MC hold database connections across AssignMeeting;
+// they must not take the whole pool: heartbeats still get through.
+func TestHeartbeatsServedWhilePlacementsWait(t *testing.T) {
+	e := startGC(t, migratedPostgres(t), func(c *Config) { c.Region = "home"; c.JoinBurst = 100 })
+	mc := client(t, e.grpcAddr, e.mcToken(t))
+	slow := startFakeMC(t, e, "mc-slow", true)
+	slow.hold = make(chan struct{})
+	registerAs(t, mc, "mc-slow", "home", slow.endpoint, 0, healthy)
+	other := startFakeMC(t, e, "mc-other", true)
+	registerAs(t, mc, "mc-other", "home", other.endpoint, 9, healthy)
+
+	// More joins than the pool has connections, all placed on mc-slow (the
+	// least loaded), all waiting in its AssignMeeting.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() { join(t, e, fmt.Sprintf("slow-%02d", i), "") })
+	}
+	defer wg.Wait()
+	defer close(slow.hold)
+	testsupport.Eventually(t, 10*time.Second, "placements waiting in mc-slow's AssignMeeting", func() bool {
+		return len(slow.recorded()) >= 2
+	})
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := mc.FastHeartbeat(ctx, fastHB("mc-other", 9, healthy))
+		cancel()
+		if err != nil {
+			t.Fatalf("a heartbeat while placements wait on a slow MC: %v", err)
+		}
 	}
 }

@@ -37,10 +37,16 @@ type Controller struct {
 // times come from the database's clock so replicas agree on staleness.
 type Store struct {
 	pool *pgxpool.Pool
+	// claims bounds the placements that hold a connection across
+	// AssignMeeting (ClaimAssignment), so heartbeats, registrations and
+	// reads always find one in the pool however many joins arrive.
+	claims chan struct{}
 }
 
-// NewStore wraps a pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// NewStore wraps a pool; two of its connections are never taken by claims.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, claims: make(chan struct{}, max(1, int(pool.Config().MaxConns)-2))}
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
@@ -286,6 +292,12 @@ var errNotConfirmed = errors.New("claim not confirmed")
 // inserted is false when another claim holds the meeting.
 func (s *Store) ClaimAssignment(ctx context.Context, meetingID string, c Controller, gcID string,
 	confirm func() (ok bool, why string)) (inserted, ok bool, why string, err error) {
+	select {
+	case s.claims <- struct{}{}:
+		defer func() { <-s.claims }()
+	case <-ctx.Done():
+		return false, false, "", fmt.Errorf("waiting to claim %s: %w", meetingID, ctx.Err())
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO meeting_assignments (meeting_id, controller_id, region, assigned_by)
 VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) WHERE ended_at IS NULL DO NOTHING`,
