@@ -48,16 +48,20 @@ func (s *Server) registerUntilAccepted(ctx context.Context) (fast, comp time.Dur
 		// Re-registering (GC lost the row, or answered NOT_FOUND) presents
 		// the key of the registration we held.
 		req.RegistrationKey = s.key()
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
 		// GC places meetings on a registered MC at once; one that cannot
-		// check GC's token yet would refuse them all.
-		keysErr := s.keysReady(rctx)
+		// check GC's token yet would refuse them all. The keys' refresh has
+		// a deadline of its own: sharing RegisterMC's could leave GC holding
+		// a registration whose key never reached us.
+		kctx, kcancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
+		keysErr := s.keysReady(kctx)
+		kcancel()
 		var resp *pb.RegisterMCResponse
 		var err error
 		if keysErr == nil {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.RPCTimeout)
 			resp, err = s.gc.RegisterMC(rctx, req)
+			cancel()
 		}
-		cancel()
 		if ctx.Err() != nil {
 			return 0, 0, false
 		}
