@@ -25,7 +25,7 @@ import (
 // Vars fill placeholders of its next command that only the probe knows
 // (the namespace, workload, pod and container of a Kubernetes finding).
 type Finding struct {
-	Class string
+	Class Class
 	Msg   string
 	Vars  map[string]string
 }
@@ -33,12 +33,12 @@ type Finding struct {
 func (f *Finding) Error() string { return f.Msg }
 
 // Failf reports a finding of class.
-func Failf(class, format string, a ...any) error {
+func Failf(class Class, format string, a ...any) error {
 	return &Finding{Class: class, Msg: fmt.Sprintf(format, a...)}
 }
 
 // FailVars reports a finding of class with placeholders for its next command.
-func FailVars(class string, vars map[string]string, format string, a ...any) error {
+func FailVars(class Class, vars map[string]string, format string, a ...any) error {
 	return &Finding{Class: class, Msg: fmt.Sprintf(format, a...), Vars: vars}
 }
 
@@ -83,23 +83,24 @@ type Info struct {
 	Vars  map[string]string // e.g. "ref": "$REDIS_PASSWORD"
 }
 
-// Class is a verdict on one failure.
-type Class struct {
-	ID       string `json:"id"`
+// Verdict is the judgement on one failure: its class, likely cause and next
+// command.
+type Verdict struct {
+	ID       Class  `json:"id"`
 	Cause    string `json:"cause"`
 	Next     string `json:"next"`
 	Definite bool   `json:"definite"`
 }
 
 // Classify names the class of err for a check.
-func Classify(err error, info Info) Class {
+func Classify(err error, info Info) Verdict {
 	if err == nil {
-		return Class{}
+		return Verdict{}
 	}
 	id := classID(err)
 	e, ok := table[id]
 	if !ok {
-		e = table["unknown"]
+		e = table[Unknown]
 	}
 	next := e.local
 	if info.Mode == "cluster" && e.cluster != "" {
@@ -108,11 +109,11 @@ func Classify(err error, info Info) Class {
 	if next == "" {
 		next = defaultNext(info)
 	}
-	return Class{ID: id, Cause: fill(e.cause, err, info), Next: fill(next, err, info), Definite: e.definite}
+	return Verdict{ID: id, Cause: fill(e.cause, err, info), Next: fill(next, err, info), Definite: e.definite}
 }
 
 // classID recognises err, most specific first.
-func classID(err error) string {
+func classID(err error) Class {
 	var f *Finding
 	if errors.As(err, &f) {
 		return f.Class
@@ -121,21 +122,21 @@ func classID(err error) string {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "28P01":
-			return "postgres.wrong-password"
+			return PostgresWrongPassword
 		case "28000":
-			return "postgres.not-authorized"
+			return PostgresNotAuthorized
 		case "3D000":
-			return "postgres.database-missing"
+			return PostgresDatabaseMissing
 		case "57P03":
-			return "postgres.starting"
+			return PostgresStarting
 		case "53300":
-			return "postgres.too-many-connections"
+			return PostgresTooManyConnections
 		case "42P01":
-			return "postgres.schema-missing"
+			return PostgresSchemaMissing
 		case "25006":
-			return "postgres.read-only-violation"
+			return PostgresReadOnlyViolation
 		}
-		return "postgres.error"
+		return PostgresError
 	}
 	if id := kubeClass(err); id != "" {
 		return id
@@ -145,100 +146,100 @@ func classID(err error) string {
 		msg := rerr.Error()
 		switch {
 		case strings.HasPrefix(msg, "WRONGPASS"):
-			return "redis.wrong-password"
+			return RedisWrongPassword
 		case strings.HasPrefix(msg, "NOAUTH"):
-			return "redis.noauth"
+			return RedisNoAuth
 		case strings.HasPrefix(msg, "LOADING"):
-			return "redis.loading"
+			return RedisLoading
 		case strings.HasPrefix(msg, "MISCONF"):
-			return "redis.misconf"
+			return RedisMisconf
 		case strings.Contains(msg, "without any password configured"):
-			return "redis.no-password-configured"
+			return RedisNoPasswordConfigured
 		}
-		return "redis.error"
+		return RedisError
 	}
 	var oerr *oauth2.RetrieveError
 	if errors.As(err, &oerr) {
 		switch {
 		case oerr.ErrorCode == "invalid_client":
-			return "ac.invalid-client"
+			return ACInvalidClient
 		case oerr.ErrorCode == "unauthorized_client", oerr.ErrorCode == "invalid_scope":
-			return "ac.client-not-allowed"
+			return ACClientNotAllowed
 		case oerr.Response != nil && oerr.Response.StatusCode >= 500:
-			return "ac.server-error"
+			return ACServerError
 		}
-		return "ac.token-refused"
+		return ACTokenRefused
 	}
 	if s, ok := status.FromError(err); ok && s.Code() != codes.OK && s.Code() != codes.Unknown {
 		switch s.Code() {
 		case codes.Unavailable:
 			if strings.Contains(s.Message(), "connection refused") {
-				return "net.refused"
+				return NetRefused
 			}
 			if strings.Contains(s.Message(), "no such host") {
-				return "net.dns"
+				return NetDNS
 			}
-			return "grpc.unavailable"
+			return GRPCUnavailable
 		case codes.Unauthenticated:
-			return "grpc.unauthenticated"
+			return GRPCUnauthenticated
 		case codes.PermissionDenied:
-			return "grpc.permission-denied"
+			return GRPCPermissionDenied
 		case codes.Unimplemented:
-			return "grpc.unimplemented"
+			return GRPCUnimplemented
 		case codes.DeadlineExceeded:
-			return "net.timeout"
+			return NetTimeout
 		}
-		return "grpc.error"
+		return GRPCError
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
-		return "net.refused"
+		return NetRefused
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return "net.dns"
+		return NetDNS
 	}
 	var nerr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
-		return "net.timeout"
+		return NetTimeout
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return "net.reset"
+		return NetReset
 	}
-	return "unknown"
+	return Unknown
 }
 
 // kubeClass recognises an answer of the Kubernetes API.
-func kubeClass(err error) string {
+func kubeClass(err error) Class {
 	var st apierrors.APIStatus
 	if !errors.As(err, &st) {
 		return ""
 	}
 	switch {
 	case apierrors.IsUnauthorized(err):
-		return "k8s.unauthorized"
+		return K8sUnauthorized
 	case apierrors.IsForbidden(err):
-		return "k8s.forbidden"
+		return K8sForbidden
 	case apierrors.IsNotFound(err):
-		return "k8s.not-found"
+		return K8sNotFound
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err):
-		return "k8s.api-busy"
+		return K8sAPIBusy
 	}
-	return "k8s.api-error"
+	return K8sAPIError
 }
 
 // ScrapeClass classifies a Prometheus target's lastError.
-func ScrapeClass(lastError string) string {
+func ScrapeClass(lastError string) Class {
 	switch {
 	case strings.Contains(lastError, "connection refused"):
-		return "prometheus.target-refused"
+		return PrometheusTargetRefused
 	case strings.Contains(lastError, "deadline exceeded"), strings.Contains(lastError, "timeout"):
-		return "prometheus.target-timeout"
+		return PrometheusTargetTimeout
 	case strings.Contains(lastError, "no such host"):
-		return "prometheus.target-dns"
+		return PrometheusTargetDNS
 	case strings.Contains(lastError, "server returned HTTP status"):
-		return "prometheus.target-http"
+		return PrometheusTargetHTTP
 	}
-	return "prometheus.target-down"
+	return PrometheusTargetDown
 }
 
 func fill(next string, err error, info Info) string {

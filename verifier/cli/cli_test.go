@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/probe"
 )
 
@@ -116,7 +117,7 @@ func TestOutputsAgainstRealRedis(t *testing.T) {
 		t.Fatalf("junit: exit %d, %v\n%s", code, err, out)
 	}
 	s := doc.Suites[0]
-	if s.Failures != 1 || s.Skipped != 2 || s.Cases[0].Failure == nil || s.Cases[0].Failure.Type != "redis.wrong-password" ||
+	if s.Failures != 1 || s.Skipped != 2 || s.Cases[0].Failure == nil || s.Cases[0].Failure.Type != string(classify.RedisWrongPassword) ||
 		s.Cases[1].Skipped == nil || s.Cases[1].Skipped.Message != "blocked by redis.reachable" {
 		t.Fatalf("junit content: %+v\n%s", s, out)
 	}

@@ -55,21 +55,21 @@ func acJWKS(ctx context.Context, t Target, log *slog.Logger) Result {
 			return "", classify.At(u, err)
 		}
 		if code != http.StatusOK {
-			return fmt.Sprintf("HTTP %d", code), classify.At(base, classify.Failf("ac.http-status", "%s answered %d", u, code))
+			return fmt.Sprintf("HTTP %d", code), classify.At(base, classify.Failf(classify.ACHTTPStatus, "%s answered %d", u, code))
 		}
 		var doc struct {
 			Keys []jwk `json:"keys"`
 		}
 		if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Keys) == 0 {
-			return "no keys", classify.At(u, classify.Failf("ac.jwks-invalid", "%s is not a JWKS with keys", u))
+			return "no keys", classify.At(u, classify.Failf(classify.ACJWKSInvalid, "%s is not a JWKS with keys", u))
 		}
 		var ids []string
 		for _, k := range doc.Keys {
 			if k.Kty != "OKP" || k.Crv != "Ed25519" || k.Kid == "" || k.X == "" {
-				return "bad key", classify.At(u, classify.Failf("ac.jwks-invalid", "key %q is kty=%s crv=%s; want OKP Ed25519 with kid", k.Kid, k.Kty, k.Crv))
+				return "bad key", classify.At(u, classify.Failf(classify.ACJWKSInvalid, "key %q is kty=%s crv=%s; want OKP Ed25519 with kid", k.Kid, k.Kty, k.Crv))
 			}
 			if k.D != "" {
-				return "private key published", classify.At(u, classify.Failf("ac.jwks-invalid", "key %q publishes its private part", k.Kid))
+				return "private key published", classify.At(u, classify.Failf(classify.ACJWKSInvalid, "key %q publishes its private part", k.Kid))
 			}
 			ids = append(ids, k.Kid+"="+k.X)
 		}
@@ -87,7 +87,7 @@ func acJWKS(ctx context.Context, t Target, log *slog.Logger) Result {
 	}
 	for i := 1; i < len(sets); i++ {
 		if sets[i] != sets[0] {
-			return Failed(classify.At(strings.Join(urls, " "), classify.Failf("ac.jwks-mismatch", "%s and %s publish different keys", urls[0], urls[i])), res.Observed)
+			return Failed(classify.At(strings.Join(urls, " "), classify.Failf(classify.ACJWKSMismatch, "%s and %s publish different keys", urls[0], urls[i])), res.Observed)
 		}
 	}
 	t.Run.setJWKS(bodies[0])
@@ -112,25 +112,25 @@ func acToken(ctx context.Context, t Target, log *slog.Logger) Result {
 	access := secret.New(tok.AccessToken)
 	jwks := t.Run.getJWKS()
 	if jwks == nil {
-		return Failed(classify.At(base, classify.Failf("ac.token-invalid", "no JWKS from ac.jwks to validate against")), "")
+		return Failed(classify.At(base, classify.Failf(classify.ACTokenInvalid, "no JWKS from ac.jwks to validate against")), "")
 	}
 	v, err := auth.NewStaticValidator(jwks)
 	if err != nil {
-		return Failed(classify.At(base, classify.Failf("ac.jwks-invalid", "JWKS: %v", err)), "")
+		return Failed(classify.At(base, classify.Failf(classify.ACJWKSInvalid, "JWKS: %v", err)), "")
 	}
 	claims, err := v.Validate(ctx, access.Reveal())
 	if err != nil {
-		return Failed(classify.At(base, classify.Failf("ac.token-invalid", "the token does not validate: %v", err)), "token issued")
+		return Failed(classify.At(base, classify.Failf(classify.ACTokenInvalid, "the token does not validate: %v", err)), "token issued")
 	}
 	obs := fmt.Sprintf("token for %s, scope %q, service_type %q, expires in %s", claims.Subject, claims.Scope, claims.ServiceType,
 		time.Until(claims.ExpiresAt.Time).Round(time.Second))
 	switch {
 	case claims.Subject != a.ClientID:
-		return Failed(classify.At(base, classify.Failf("ac.token-claims", "sub is %q, want %q", claims.Subject, a.ClientID)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.ACTokenClaims, "sub is %q, want %q", claims.Subject, a.ClientID)), obs)
 	case !claims.HasScope(auth.ScopeReadGC):
-		return Failed(classify.At(base, classify.Failf("ac.token-claims", "scope %q lacks %s", claims.Scope, auth.ScopeReadGC)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.ACTokenClaims, "scope %q lacks %s", claims.Scope, auth.ScopeReadGC)), obs)
 	case claims.ServiceType != auth.ServiceVerifier:
-		return Failed(classify.At(base, classify.Failf("ac.token-claims", "service_type is %q, want %q", claims.ServiceType, auth.ServiceVerifier)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.ACTokenClaims, "service_type is %q, want %q", claims.ServiceType, auth.ServiceVerifier)), obs)
 	}
 	t.Run.setToken(access)
 	return Pass("%s", obs)

@@ -22,17 +22,17 @@ func freeSpace(dir string) (string, error) {
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return "", classify.FailVars("local.unreadable", map[string]string{"path": dir}, "free space of %s: %v", dir, err)
+		return "", classify.FailVars(classify.LocalUnreadable, map[string]string{"path": dir}, "free space of %s: %v", dir, err)
 	}
 	free := st.Bavail * uint64(st.Bsize)
 	obs := fmt.Sprintf("%s: %s free of %s", dir, bytesIEC(free), bytesIEC(st.Blocks*uint64(st.Bsize)))
 	vars := map[string]string{"dir": dir}
 	switch {
 	case free < config.MinFreeBytes:
-		return obs, classify.FailVars("local.disk-full", vars, "the filesystem holding %s has %s free (less than %s): the server's writes there fail",
+		return obs, classify.FailVars(classify.LocalDiskFull, vars, "the filesystem holding %s has %s free (less than %s): the server's writes there fail",
 			dir, bytesIEC(free), bytesIEC(config.MinFreeBytes))
 	case st.Files > 0 && st.Ffree == 0:
-		return obs, classify.FailVars("local.disk-full", vars, "the filesystem holding %s has no free inodes: the server cannot create files there", dir)
+		return obs, classify.FailVars(classify.LocalDiskFull, vars, "the filesystem holding %s has no free inodes: the server cannot create files there", dir)
 	}
 	return obs, nil
 }

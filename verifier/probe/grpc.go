@@ -58,7 +58,7 @@ func gcHealth(ctx context.Context, t Target, log *slog.Logger) Result {
 			return "", classify.At(addr, err)
 		}
 		if resp.Status != healthpb.HealthCheckResponse_SERVING {
-			return resp.Status.String(), classify.At(addr, classify.Failf("gc.not-serving", "health is %s", resp.Status))
+			return resp.Status.String(), classify.At(addr, classify.Failf(classify.GCNotServing, "health is %s", resp.Status))
 		}
 		return "SERVING", nil
 	})
@@ -90,10 +90,10 @@ func gcAuthEnforced(ctx context.Context, t Target, log *slog.Logger) Result {
 				continue
 			case codes.OK:
 				return strings.Join(append(obs, c.name+": OK"), ", "),
-					classify.At(addr, classify.Failf("gc.auth-not-enforced", "ListMeetingControllers with %s answered OK", c.name))
+					classify.At(addr, classify.Failf(classify.GCAuthNotEnforced, "ListMeetingControllers with %s answered OK", c.name))
 			case codes.PermissionDenied, codes.Internal, codes.Unknown:
 				return strings.Join(append(obs, c.name+": "+code.String()), ", "),
-					classify.At(addr, classify.Failf("gc.auth-wrong-code", "ListMeetingControllers with %s answered %s, want Unauthenticated", c.name, code))
+					classify.At(addr, classify.Failf(classify.GCAuthWrongCode, "ListMeetingControllers with %s answered %s, want Unauthenticated", c.name, code))
 			}
 			return strings.Join(obs, ", "), classify.At(addr, err)
 		}
@@ -106,7 +106,7 @@ func gcAuthEnforced(ctx context.Context, t Target, log *slog.Logger) Result {
 func gcRegistration(ctx context.Context, t Target, log *slog.Logger) Result {
 	tok := t.Run.getToken()
 	if tok.Empty() {
-		return Failed(classify.Failf("ac.token-invalid", "no token from ac.token"), "")
+		return Failed(classify.Failf(classify.ACTokenInvalid, "no token from ac.token"), "")
 	}
 	m := t.Cfg.MC
 	addrs := t.Cfg.GC.GRPCAddresses
@@ -161,7 +161,7 @@ func judgeCapacity(live []*internalv1.MeetingController) (string, error) {
 	}
 	free := strings.Join(parts, "; ")
 	if len(live) > 0 && open == 0 {
-		return free, classify.Failf("gc.no-capacity", "no live meeting controller has room for another meeting or participant")
+		return free, classify.Failf(classify.GCNoCapacity, "no live meeting controller has room for another meeting or participant")
 	}
 	return free, nil
 }
@@ -219,25 +219,25 @@ func judgeRegistry(list []*internalv1.MeetingController, count int, ids []string
 		}
 		switch {
 		case len(st) > 0:
-			return nil, obs, classify.Failf("gc.mc-stale", "heartbeat older than %s: %s", threshold, strings.Join(st, ", "))
+			return nil, obs, classify.Failf(classify.GCMCStale, "heartbeat older than %s: %s", threshold, strings.Join(st, ", "))
 		case len(missing) > 0:
-			return nil, obs, classify.Failf("gc.mc-missing", "expected MC(s) not registered: %s", strings.Join(missing, ", "))
+			return nil, obs, classify.Failf(classify.GCMCMissing, "expected MC(s) not registered: %s", strings.Join(missing, ", "))
 		case len(un) > 0:
-			return nil, obs, classify.Failf("gc.mc-unhealthy", "not HEALTHY: %s", strings.Join(un, ", "))
+			return nil, obs, classify.Failf(classify.GCMCUnhealthy, "not HEALTHY: %s", strings.Join(un, ", "))
 		case len(extra) > 0:
-			return nil, obs, classify.Failf("gc.mc-unexpected", "live MC(s) nobody expects: %s", strings.Join(extra, ", "))
+			return nil, obs, classify.Failf(classify.GCMCUnexpected, "live MC(s) nobody expects: %s", strings.Join(extra, ", "))
 		}
 		return live, obs, nil
 	}
 	switch {
 	case len(live) > count:
-		return nil, obs, classify.Failf("gc.mc-unexpected", "%d live MCs, want %d: %s", len(live), count, describe(live))
+		return nil, obs, classify.Failf(classify.GCMCUnexpected, "%d live MCs, want %d: %s", len(live), count, describe(live))
 	case len(live) < count && len(stale) > 0:
-		return nil, obs, classify.Failf("gc.mc-stale", "%d live MCs, want %d; heartbeat older than %s: %s", len(live), count, threshold, describe(stale))
+		return nil, obs, classify.Failf(classify.GCMCStale, "%d live MCs, want %d; heartbeat older than %s: %s", len(live), count, threshold, describe(stale))
 	case len(live) < count && len(unhealthy) > 0:
-		return nil, obs, classify.Failf("gc.mc-unhealthy", "%d live MCs, want %d; not HEALTHY: %s", len(live), count, describe(unhealthy))
+		return nil, obs, classify.Failf(classify.GCMCUnhealthy, "%d live MCs, want %d; not HEALTHY: %s", len(live), count, describe(unhealthy))
 	case len(live) < count:
-		return nil, obs, classify.Failf("gc.mc-missing", "%d MCs registered, want %d", len(live), count)
+		return nil, obs, classify.Failf(classify.GCMCMissing, "%d MCs registered, want %d", len(live), count)
 	}
 	return live, obs, nil
 }

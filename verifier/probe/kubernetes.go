@@ -60,16 +60,16 @@ func (r *Run) kubeClient(k *config.Kubernetes) (kubernetes.Interface, error) {
 			&clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig},
 			&clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
 		if err != nil {
-			return nil, classify.Failf("k8s.client-config", "kubeconfig %s (context %q): %v", k.Kubeconfig, k.Context, err)
+			return nil, classify.Failf(classify.K8sClientConfig, "kubeconfig %s (context %q): %v", k.Kubeconfig, k.Context, err)
 		}
 	} else if rc, err = rest.InClusterConfig(); err != nil {
-		return nil, classify.Failf("k8s.client-config", "not inside a pod with a ServiceAccount and no kubernetes.kubeconfig set: %v", err)
+		return nil, classify.Failf(classify.K8sClientConfig, "not inside a pod with a ServiceAccount and no kubernetes.kubeconfig set: %v", err)
 	}
 	rc.UserAgent = "dark-tower-verifier"
 	rc.QPS, rc.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, classify.Failf("k8s.client-config", "client for %s: %v", rc.Host, err)
+		return nil, classify.Failf(classify.K8sClientConfig, "client for %s: %v", rc.Host, err)
 	}
 	r.kube = cs
 	return cs, nil
@@ -269,7 +269,7 @@ func checkWorkload(ctx context.Context, cs kubernetes.Interface, w workload) wor
 	r, err := getRollout(ctx, cs, w)
 	if apierrors.IsNotFound(err) {
 		return workloadVerdict{w: w, evidence: "not found", rank: rankMissing,
-			err: classify.FailVars("k8s.workload-missing", vars, "%s not found in namespace %s", w.ref(), w.ns)}
+			err: classify.FailVars(classify.K8sWorkloadMissing, vars, "%s not found in namespace %s", w.ref(), w.ns)}
 	}
 	if err != nil {
 		return workloadVerdict{w: w, evidence: err.Error(), rank: rankAPI, err: classify.WithVars(err, vars)}
@@ -293,13 +293,13 @@ func checkWorkload(ctx context.Context, cs kubernetes.Interface, w workload) wor
 		v.err = classify.FailVars(top.class, top.vars(w), "%s; %s", msg, top.text)
 	case r.observed < r.generation || r.updated != r.want || r.total > r.want:
 		v.rank = rankRollout
-		v.err = classify.FailVars("k8s.rollout-pending", vars, "%s", msg)
+		v.err = classify.FailVars(classify.K8sRolloutPending, vars, "%s", msg)
 	default:
 		v.rank = rankNotReady
 		if top != nil {
-			v.err = classify.FailVars("k8s.workload-not-ready", top.vars(w), "%s; %s", msg, top.text)
+			v.err = classify.FailVars(classify.K8sWorkloadNotReady, top.vars(w), "%s; %s", msg, top.text)
 		} else {
-			v.err = classify.FailVars("k8s.workload-not-ready", vars, "%s", msg)
+			v.err = classify.FailVars(classify.K8sWorkloadNotReady, vars, "%s", msg)
 		}
 	}
 	return v
@@ -319,8 +319,9 @@ const (
 
 // podIssue is one reason a pod is not ready.
 type podIssue struct {
-	class, pod, container, detail, text string
-	rank                                int
+	class                        classify.Class
+	pod, container, detail, text string
+	rank                         int
 }
 
 func (p *podIssue) vars(w workload) map[string]string {
@@ -365,7 +366,7 @@ func selectorPods(ctx context.Context, cs kubernetes.Interface, ns string, sel *
 		return nil, err
 	}
 	if len(pods.Items) == 0 {
-		return podIssues{{class: "k8s.workload-not-ready", rank: rankNotReady, text: "no pods (" + s.String() + ")"}}, nil
+		return podIssues{{class: classify.K8sWorkloadNotReady, rank: rankNotReady, text: "no pods (" + s.String() + ")"}}, nil
 	}
 	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	var out podIssues
@@ -383,17 +384,17 @@ func podProblems(p *corev1.Pod) podIssues {
 		return nil
 	}
 	var out podIssues
-	add := func(class string, rank int, container, detail, format string, a ...any) {
+	add := func(class classify.Class, rank int, container, detail, format string, a ...any) {
 		out = append(out, podIssue{class: class, rank: rank, pod: p.Name, container: container, detail: detail,
 			text: "pod " + p.Name + ": " + fmt.Sprintf(format, a...)})
 	}
 	if p.DeletionTimestamp != nil {
-		add("k8s.workload-not-ready", rankNotReady, "", "", "terminating")
+		add(classify.K8sWorkloadNotReady, rankNotReady, "", "", "terminating")
 		return out
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-			add("k8s.unschedulable", rankUnschedulable, "", c.Message, "not scheduled (%s): %s", c.Reason, c.Message)
+			add(classify.K8sUnschedulable, rankUnschedulable, "", c.Message, "not scheduled (%s): %s", c.Reason, c.Message)
 		}
 	}
 	statuses := func(kind string, list []corev1.ContainerStatus) {
@@ -412,30 +413,30 @@ func podProblems(p *corev1.Pod) podIssues {
 				add(class, rank, cs.Name, wt.Message, "%s", text)
 			case cs.State.Terminated != nil && kind == "container":
 				tm := cs.State.Terminated
-				add("k8s.crashloop", rankCrashLoop, cs.Name, tm.Message, "container %s terminated: exit code %d, %s %s", cs.Name, tm.ExitCode, tm.Reason, tm.Message)
+				add(classify.K8sCrashLoop, rankCrashLoop, cs.Name, tm.Message, "container %s terminated: exit code %d, %s %s", cs.Name, tm.ExitCode, tm.Reason, tm.Message)
 			case cs.State.Running != nil && !cs.Ready && kind == "container":
-				add("k8s.workload-not-ready", rankNotReady, cs.Name, "", "container %s running, not ready (readiness probe failing), %d restarts", cs.Name, cs.RestartCount)
+				add(classify.K8sWorkloadNotReady, rankNotReady, cs.Name, "", "container %s running, not ready (readiness probe failing), %d restarts", cs.Name, cs.RestartCount)
 			}
 		}
 	}
 	statuses("init container", p.Status.InitContainerStatuses)
 	statuses("container", p.Status.ContainerStatuses)
 	if len(out) == 0 {
-		add("k8s.workload-not-ready", rankNotReady, "", "", "phase %s, not ready", p.Status.Phase)
+		add(classify.K8sWorkloadNotReady, rankNotReady, "", "", "phase %s, not ready", p.Status.Phase)
 	}
 	return out
 }
 
-func waitingClass(reason string) (string, int) {
+func waitingClass(reason string) (classify.Class, int) {
 	switch reason {
 	case "CreateContainerConfigError", "CreateContainerError":
-		return "k8s.config-error", rankConfig
+		return classify.K8sConfigError, rankConfig
 	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
-		return "k8s.image-pull", rankImage
+		return classify.K8sImagePull, rankImage
 	case "CrashLoopBackOff", "RunContainerError":
-		return "k8s.crashloop", rankCrashLoop
+		return classify.K8sCrashLoop, rankCrashLoop
 	}
-	return "k8s.workload-not-ready", rankNotReady // ContainerCreating, PodInitializing...
+	return classify.K8sWorkloadNotReady, rankNotReady // ContainerCreating, PodInitializing...
 }
 
 func podReady(p *corev1.Pod) bool {

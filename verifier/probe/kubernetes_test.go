@@ -62,11 +62,11 @@ func TestKubernetesChecks(t *testing.T) {
 	k.daemonset("dark-tower-observability", "alloy", 1)
 
 	t.Run("workloads", func(t *testing.T) {
-		run := func() (Result, classify.Class) { return attempt(t, cfg, kubernetesWorkloads) }
+		run := func() (Result, classify.Verdict) { return attempt(t, cfg, kubernetesWorkloads) }
 
 		// Created but never reconciled: observedGeneration 0 < generation 1.
 		res, cl := run()
-		wantFail(t, res, cl, "k8s.rollout-pending", false)
+		wantFail(t, res, cl, classify.K8sRolloutPending, false)
 		wantIn(t, cl.Next, "kubectl -n dark-tower", "rollout status")
 
 		for _, n := range []string{"ac-service", "global-controller"} {
@@ -106,7 +106,7 @@ func TestKubernetesChecks(t *testing.T) {
 				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}}}
 		})
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.crashloop", false)
+		wantFail(t, res, cl, classify.K8sCrashLoop, false)
 		wantIn(t, res.Observed, "not ready: dark-tower/deployment/global-controller 0/2 ready", "CrashLoopBackOff", "last exit code 2", "ready: dark-tower/deployment/ac-service 2/2 ready")
 		wantIn(t, cl.Next, "kubectl -n dark-tower logs global-controller-7d9f-abcde -c global-controller --previous")
 
@@ -119,7 +119,7 @@ func TestKubernetesChecks(t *testing.T) {
 					Message: "couldn't find key AC_SIGNING_KEY in Secret dark-tower/ac-signing-key"}}}}
 		})
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.config-error", true)
+		wantFail(t, res, cl, classify.K8sConfigError, true)
 		wantIn(t, cl.Cause, "couldn't find key AC_SIGNING_KEY in Secret dark-tower/ac-signing-key", "ac-service-5c4b-xyz")
 		wantIn(t, res.Observed, "CreateContainerConfigError", "CrashLoopBackOff")
 		wantIn(t, cl.Next, "kubectl -n dark-tower describe pod ac-service-5c4b-xyz")
@@ -133,7 +133,7 @@ func TestKubernetesChecks(t *testing.T) {
 				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "prom/prometheus:v9"`}}}}
 		})
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.image-pull", false)
+		wantFail(t, res, cl, classify.K8sImagePull, false)
 		wantIn(t, cl.Next, "kubectl -n dark-tower-observability describe pod prometheus-6f7-q")
 		wantIn(t, res.Error(), "dark-tower-observability/deployment/prometheus")
 
@@ -143,7 +143,7 @@ func TestKubernetesChecks(t *testing.T) {
 		k.deploymentStatus("dark-tower", "global-controller", 2, 1)
 		k.podStatus("dark-tower", "global-controller-7d9f-abcde", loopbackPod(map[string]bool{"global-controller": false}))
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.workload-not-ready", false)
+		wantFail(t, res, cl, classify.K8sWorkloadNotReady, false)
 		wantIn(t, cl.Next, "kubectl -n dark-tower describe deployment/global-controller")
 		wantIn(t, res.Observed, "global-controller 1/2 ready", "container global-controller running, not ready")
 
@@ -151,14 +151,14 @@ func TestKubernetesChecks(t *testing.T) {
 		k.deploymentStatus("dark-tower", "global-controller", 2, 2)
 		cfg.Kubernetes.Workloads["dark-tower"] = config.Workloads{Deployments: []string{"ac-service", "global-controller"}, StatefulSets: []string{"redis", "postgres"}}
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.workload-missing", false)
+		wantFail(t, res, cl, classify.K8sWorkloadMissing, false)
 		wantIn(t, res.Observed, "dark-tower/statefulset/postgres not found")
 
 		// A namespace the verifier's Role does not cover: RBAC, definite.
 		cfg.Kubernetes.Workloads["dark-tower"] = config.Workloads{Deployments: []string{"ac-service", "global-controller"}, StatefulSets: []string{"redis"}}
 		cfg.Kubernetes.Workloads["kube-system"] = config.Workloads{Deployments: []string{"coredns"}}
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.forbidden", true)
+		wantFail(t, res, cl, classify.K8sForbidden, true)
 		wantIn(t, cl.Next, "kubectl auth can-i --list -n kube-system --as=system:serviceaccount:dark-tower:verifier")
 		delete(cfg.Kubernetes.Workloads, "kube-system")
 		if res, _ = run(); res.Err != nil {
@@ -167,16 +167,16 @@ func TestKubernetesChecks(t *testing.T) {
 	})
 
 	t.Run("migration", func(t *testing.T) {
-		run := func(job string) (Result, classify.Class) {
+		run := func(job string) (Result, classify.Verdict) {
 			cfg.Kubernetes.MigrationJob = job
 			return attempt(t, cfg, kubernetesMigration)
 		}
 		res, cl := run("db-migrate")
-		wantFail(t, res, cl, "k8s.migration-missing", false)
+		wantFail(t, res, cl, classify.K8sMigrationMissing, false)
 
 		k.job("db-migrate")
 		res, cl = run("db-migrate")
-		wantFail(t, res, cl, "k8s.migration-running", false)
+		wantFail(t, res, cl, classify.K8sMigrationRunning, false)
 		wantIn(t, cl.Next, "kubectl -n dark-tower logs job/db-migrate")
 
 		// Its pod cannot start: reported as that, not as "still running".
@@ -187,7 +187,7 @@ func TestKubernetesChecks(t *testing.T) {
 					Message: "couldn't find key DATABASE_URL in Secret dark-tower/postgres-credentials"}}}}
 		})
 		res, cl = run("db-migrate-noconfig")
-		wantFail(t, res, cl, "k8s.config-error", true)
+		wantFail(t, res, cl, classify.K8sConfigError, true)
 		wantIn(t, cl.Cause, "couldn't find key DATABASE_URL in Secret dark-tower/postgres-credentials")
 
 		k.jobFinished("db-migrate", batchv1.JobComplete)
@@ -200,7 +200,7 @@ func TestKubernetesChecks(t *testing.T) {
 		k.job("db-migrate-bad")
 		k.jobFinished("db-migrate-bad", batchv1.JobFailed)
 		res, cl = run("db-migrate-bad")
-		wantFail(t, res, cl, "k8s.migration-failed", true)
+		wantFail(t, res, cl, classify.K8sMigrationFailed, true)
 		wantIn(t, cl.Cause, "BackoffLimitExceeded")
 		wantIn(t, cl.Next, "kubectl -n dark-tower logs job/db-migrate-bad")
 		cfg.Kubernetes.MigrationJob = "db-migrate"
@@ -216,13 +216,13 @@ func TestKubernetesChecks(t *testing.T) {
 			Allow: []config.PodPort{{Pods: "app.kubernetes.io/name=redis", Container: "redis", Port: redis}},
 			Deny:  []config.PodPort{{Pods: "app.kubernetes.io/name=redis", Container: "redis-exporter", Port: closed}}}
 		cfg.Kubernetes.NetworkPolicy = np
-		run := func() (Result, classify.Class) { return attempt(t, cfg, kubernetesNetworkPolicy) }
+		run := func() (Result, classify.Verdict) { return attempt(t, cfg, kubernetesNetworkPolicy) }
 
 		// The exporter is not ready yet: nothing is dialled.
 		ready := map[string]bool{"redis": true, "redis-exporter": false}
 		k.pod("dark-tower", "redis-0", "redis", []string{"redis", "redis-exporter"}, nil, loopbackPod(ready))
 		res, cl := run()
-		wantFail(t, res, cl, "k8s.netpol-target-not-ready", false)
+		wantFail(t, res, cl, classify.K8sNetpolTargetNotReady, false)
 		wantIn(t, res.Observed, "redis-0 container redis-exporter not ready")
 
 		// Allowed port answers, denied port refuses: enforced.
@@ -239,11 +239,11 @@ func TestKubernetesChecks(t *testing.T) {
 		// no policy selecting the pod, then with one.
 		np.Deny[0].Port = exporter
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.netpol-missing", true)
+		wantFail(t, res, cl, classify.K8sNetpolMissing, true)
 		wantIn(t, res.Observed, "CONNECTED", "no NetworkPolicy restricts its ingress")
 		k.networkPolicy("dark-tower", "redis", "redis")
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.netpol-not-enforced", true)
+		wantFail(t, res, cl, classify.K8sNetpolNotEnforced, true)
 		wantIn(t, cl.Cause, "not enforcing NetworkPolicy", "127.0.0.1:"+strconv.Itoa(exporter))
 		wantIn(t, res.Observed, "policies redis select it")
 
@@ -252,7 +252,7 @@ func TestKubernetesChecks(t *testing.T) {
 		np.Deny[0].Port = closed
 		np.Allow[0].Port = testsupport.FreePort(t)
 		res, cl = run()
-		wantFail(t, res, cl, "k8s.netpol-allow-failed", false)
+		wantFail(t, res, cl, classify.K8sNetpolAllowFailed, false)
 		wantIn(t, cl.Next, "kubectl -n dark-tower get networkpolicy verifier redis -o yaml")
 	})
 }
@@ -276,7 +276,7 @@ func TestServiceNamesInEvidence(t *testing.T) {
 	}
 }
 
-func attempt(t *testing.T, cfg *config.Config, fn Func) (Result, classify.Class) {
+func attempt(t *testing.T, cfg *config.Config, fn Func) (Result, classify.Verdict) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -284,7 +284,7 @@ func attempt(t *testing.T, cfg *config.Config, fn Func) (Result, classify.Class)
 	return res, classify.Classify(res.Err, classify.Info{Mode: "cluster", Vars: map[string]string{"ns": cfg.Kubernetes.Namespace}})
 }
 
-func wantFail(t *testing.T, res Result, cl classify.Class, class string, definite bool) {
+func wantFail(t *testing.T, res Result, cl classify.Verdict, class classify.Class, definite bool) {
 	t.Helper()
 	if res.Err == nil {
 		t.Fatalf("passed (%s); want class %s", res.Observed, class)

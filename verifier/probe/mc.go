@@ -47,7 +47,7 @@ func mcReady(ctx context.Context, t Target, log *slog.Logger) Result {
 		for _, c := range t.Run.Controllers() {
 			u, err := url.Parse(c.GrpcEndpoint)
 			if err != nil || u.Hostname() == "" {
-				return Failed(classify.At(c.Id, classify.Failf("mc.bad-endpoint", "grpc_endpoint %q has no host", c.GrpcEndpoint)), "")
+				return Failed(classify.At(c.Id, classify.Failf(classify.MCBadEndpoint, "grpc_endpoint %q has no host", c.GrpcEndpoint)), "")
 			}
 			urls = append(urls, "http://"+net.JoinHostPort(u.Hostname(), strconv.Itoa(t.Cfg.MC.HealthPort)))
 		}
@@ -66,9 +66,9 @@ func mcReady(ctx context.Context, t Target, log *slog.Logger) Result {
 		case code == http.StatusOK:
 			return obs, nil
 		case code == http.StatusServiceUnavailable:
-			return obs, classify.At(base, classify.Failf("mc.not-ready", "/health/ready answered 503: %s", truncate(body, 200)))
+			return obs, classify.At(base, classify.Failf(classify.MCNotReady, "/health/ready answered 503: %s", truncate(body, 200)))
 		}
-		return obs, classify.At(base, classify.Failf("mc.http-status", "/health/ready answered %d", code))
+		return obs, classify.At(base, classify.Failf(classify.MCHTTPStatus, "/health/ready answered %d", code))
 	})
 }
 
@@ -101,11 +101,11 @@ func mcWebTransport(ctx context.Context, t Target, log *slog.Logger) Result {
 func webTransportHandshake(ctx context.Context, endpoint, certHash string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "", classify.At(endpoint, classify.Failf("mc.bad-endpoint", "webtransport_endpoint %q is not an https:// URL", endpoint))
+		return "", classify.At(endpoint, classify.Failf(classify.MCBadEndpoint, "webtransport_endpoint %q is not an https:// URL", endpoint))
 	}
 	pin, err := wtclient.ParsePin(certHash)
 	if err != nil {
-		return "", classify.At(u.Host, classify.Failf("mc.bad-endpoint", "webtransport_cert_sha256 %q: %v", certHash, err))
+		return "", classify.At(u.Host, classify.Failf(classify.MCBadEndpoint, "webtransport_cert_sha256 %q: %v", certHash, err))
 	}
 	tr := wtclient.New(pin, 0)
 	defer tr.Close()
@@ -115,28 +115,28 @@ func webTransportHandshake(ctx context.Context, endpoint, certHash string) (stri
 	rsp, sess, err := tr.Dial(ctx, strings.TrimRight(endpoint, "/")+"/meetings/"+meeting, nil)
 	if sess != nil {
 		_ = sess.CloseWithError(0, "verifier probe")
-		return "session accepted", classify.At(u.Host, classify.Failf("mc.wt-accepted-unknown", "MC accepted a WebTransport session without a meeting token, for unknown meeting %s", meeting))
+		return "session accepted", classify.At(u.Host, classify.Failf(classify.MCWTAcceptedUnknown, "MC accepted a WebTransport session without a meeting token, for unknown meeting %s", meeting))
 	}
 	if rsp != nil {
 		switch rsp.StatusCode {
 		case http.StatusUnauthorized:
 			return "QUIC+TLS (pinned certificate)+HTTP/3 WebTransport handshake ok; CONNECT without a meeting token refused with 401 as designed", nil
 		case http.StatusNotFound:
-			return "CONNECT answered 404", classify.At(u.Host, classify.Failf("mc.wt-no-auth", "CONNECT without a meeting token answered 404: MC looked the meeting up instead of refusing with 401"))
+			return "CONNECT answered 404", classify.At(u.Host, classify.Failf(classify.MCWTNoAuth, "CONNECT without a meeting token answered 404: MC looked the meeting up instead of refusing with 401"))
 		}
-		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf("mc.wt-refused", "CONNECT without a meeting token answered %d, want 401", rsp.StatusCode))
+		return fmt.Sprintf("CONNECT answered %d", rsp.StatusCode), classify.At(u.Host, classify.Failf(classify.MCWTRefused, "CONNECT without a meeting token answered %d, want 401", rsp.StatusCode))
 	}
 	if got := tr.Mismatch(); got != "" {
-		return "certificate sha256 " + got, classify.At(u.Host, classify.Failf("mc.pin-mismatch", "certificate sha256 %s, registered %s", got, certHash))
+		return "certificate sha256 " + got, classify.At(u.Host, classify.Failf(classify.MCPinMismatch, "certificate sha256 %s, registered %s", got, certHash))
 	}
 	var rne *webtransport.RequirementsNotMetError
 	if errors.As(err, &rne) {
-		return "", classify.At(u.Host, classify.Failf("mc.wt-protocol", "%v", err))
+		return "", classify.At(u.Host, classify.Failf(classify.MCWTProtocol, "%v", err))
 	}
 	var idle *quic.IdleTimeoutError
 	var hs *quic.HandshakeTimeoutError
 	if errors.As(err, &idle) || errors.As(err, &hs) || errors.Is(err, context.DeadlineExceeded) {
-		return "", classify.At(u.Host, classify.Failf("mc.quic-timeout", "no QUIC handshake: %v", err))
+		return "", classify.At(u.Host, classify.Failf(classify.MCQUICTimeout, "no QUIC handshake: %v", err))
 	}
 	return "", classify.At(u.Host, err)
 }

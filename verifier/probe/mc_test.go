@@ -79,7 +79,7 @@ func startWebTransport(t *testing.T) (string, string) {
 	return "https://" + conn.LocalAddr().String(), hex.EncodeToString(sum[:])
 }
 
-func classOf(err error) string { return classify.Classify(err, classify.Info{}).ID }
+func classOf(err error) classify.Class { return classify.Classify(err, classify.Info{}).ID }
 
 func TestWebTransportHandshake(t *testing.T) {
 	endpoint, hash := startWebTransport(t)
@@ -90,23 +90,23 @@ func TestWebTransportHandshake(t *testing.T) {
 	if err != nil || !strings.Contains(obs, "401") {
 		t.Fatalf("pinned handshake: %q, %v", obs, err)
 	}
-	if _, err := webTransportHandshake(ctx, endpoint+"/no-auth", hash); classOf(err) != "mc.wt-no-auth" {
+	if _, err := webTransportHandshake(ctx, endpoint+"/no-auth", hash); classOf(err) != classify.MCWTNoAuth {
 		t.Fatalf("MC without the token check: %v (class %s), want mc.wt-no-auth", err, classOf(err))
 	}
 	wrong := sha256.Sum256([]byte("another certificate"))
-	if _, err := webTransportHandshake(ctx, endpoint, hex.EncodeToString(wrong[:])); classOf(err) != "mc.pin-mismatch" {
+	if _, err := webTransportHandshake(ctx, endpoint, hex.EncodeToString(wrong[:])); classOf(err) != classify.MCPinMismatch {
 		t.Fatalf("wrong pin: %v (class %s), want mc.pin-mismatch", err, classOf(err))
 	}
-	if _, err := webTransportHandshake(ctx, endpoint+"/accept-all", hash); classOf(err) != "mc.wt-accepted-unknown" {
+	if _, err := webTransportHandshake(ctx, endpoint+"/accept-all", hash); classOf(err) != classify.MCWTAcceptedUnknown {
 		t.Fatalf("accept-all: %v (class %s)", err, classOf(err))
 	}
-	if _, err := webTransportHandshake(ctx, "http://127.0.0.1:1", hash); classOf(err) != "mc.bad-endpoint" {
+	if _, err := webTransportHandshake(ctx, "http://127.0.0.1:1", hash); classOf(err) != classify.MCBadEndpoint {
 		t.Fatalf("http endpoint: %v", err)
 	}
 	silent := "https://127.0.0.1:" + strconv.Itoa(testsupport.FreeUDPPort(t))
 	sctx, scancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer scancel()
-	if _, err := webTransportHandshake(sctx, silent, hash); classOf(err) != "mc.quic-timeout" {
+	if _, err := webTransportHandshake(sctx, silent, hash); classOf(err) != classify.MCQUICTimeout {
 		t.Fatalf("nothing listening: %v (class %s), want mc.quic-timeout", err, classOf(err))
 	}
 }
@@ -125,23 +125,23 @@ func TestJudgeRegistry(t *testing.T) {
 		list  []*internalv1.MeetingController
 		count int
 		ids   []string
-		want  string
+		want  classify.Class
 	}{
 		{"all live", []*internalv1.MeetingController{mcAt("a", H, time.Second, now), mcAt("b", H, 0, now)}, 2, nil, ""},
 		{"old rows of replaced pods are ignored", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now), mcAt("old", U, time.Hour, now)}, 2, nil, ""},
-		{"one missing", []*internalv1.MeetingController{mcAt("a", H, 0, now)}, 2, nil, "gc.mc-missing"},
-		{"one stale", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 9*time.Second, now)}, 2, nil, "gc.mc-stale"},
-		{"one draining", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", D, 0, now)}, 2, nil, "gc.mc-unhealthy"},
-		{"one too many", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now), mcAt("c", H, 0, now)}, 2, nil, "gc.mc-unexpected"},
-		{"ids: missing", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("c", H, 0, now)}, 2, []string{"a", "b"}, "gc.mc-missing"},
-		{"ids: stale wins", []*internalv1.MeetingController{mcAt("a", U, 9*time.Second, now)}, 2, []string{"a", "b"}, "gc.mc-stale"},
-		{"ids: unexpected", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now), mcAt("x", H, 0, now)}, 2, []string{"a", "b"}, "gc.mc-unexpected"},
+		{"one missing", []*internalv1.MeetingController{mcAt("a", H, 0, now)}, 2, nil, classify.GCMCMissing},
+		{"one stale", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 9*time.Second, now)}, 2, nil, classify.GCMCStale},
+		{"one draining", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", D, 0, now)}, 2, nil, classify.GCMCUnhealthy},
+		{"one too many", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now), mcAt("c", H, 0, now)}, 2, nil, classify.GCMCUnexpected},
+		{"ids: missing", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("c", H, 0, now)}, 2, []string{"a", "b"}, classify.GCMCMissing},
+		{"ids: stale wins", []*internalv1.MeetingController{mcAt("a", U, 9*time.Second, now)}, 2, []string{"a", "b"}, classify.GCMCStale},
+		{"ids: unexpected", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now), mcAt("x", H, 0, now)}, 2, []string{"a", "b"}, classify.GCMCUnexpected},
 		{"ids: ok", []*internalv1.MeetingController{mcAt("a", H, 0, now), mcAt("b", H, 0, now)}, 2, []string{"a", "b"}, ""},
 	}
 	for _, c := range cases {
 		live, obs, err := judgeRegistry(c.list, c.count, c.ids, th, now)
 		var f *classify.Finding
-		got := ""
+		var got classify.Class
 		if errors.As(err, &f) {
 			got = f.Class
 		}
@@ -160,16 +160,16 @@ func TestJudgeCapacity(t *testing.T) {
 	cases := []struct {
 		name string
 		live []*internalv1.MeetingController
-		want string
+		want classify.Class
 	}{
 		{"room", []*internalv1.MeetingController{withCap("a", 100, 100, 200, 0), withCap("b", 100, 3, 200, 9)}, ""},
-		{"meetings full", []*internalv1.MeetingController{withCap("a", 100, 100, 200, 0), withCap("b", 100, 100, 200, 9)}, "gc.no-capacity"},
-		{"participants full", []*internalv1.MeetingController{withCap("a", 100, 1, 200, 200), withCap("b", 100, 100, 200, 0)}, "gc.no-capacity"},
+		{"meetings full", []*internalv1.MeetingController{withCap("a", 100, 100, 200, 0), withCap("b", 100, 100, 200, 9)}, classify.GCNoCapacity},
+		{"participants full", []*internalv1.MeetingController{withCap("a", 100, 1, 200, 200), withCap("b", 100, 100, 200, 0)}, classify.GCNoCapacity},
 	}
 	for _, c := range cases {
 		free, err := judgeCapacity(c.live)
 		var f *classify.Finding
-		got := ""
+		var got classify.Class
 		if errors.As(err, &f) {
 			got = f.Class
 		}

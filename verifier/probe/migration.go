@@ -40,7 +40,7 @@ func kubernetesMigration(ctx context.Context, t Target, log *slog.Logger) Result
 	target := w.String()
 	job, err := cs.BatchV1().Jobs(w.ns).Get(ctx, w.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return Failed(classify.At(target, classify.FailVars("k8s.migration-missing", vars, "job %s not found in namespace %s", w.name, w.ns)), "not found")
+		return Failed(classify.At(target, classify.FailVars(classify.K8sMigrationMissing, vars, "job %s not found in namespace %s", w.name, w.ns)), "not found")
 	}
 	if err != nil {
 		return Failed(classify.At(target, classify.WithVars(err, vars)), "")
@@ -58,12 +58,12 @@ func kubernetesMigration(ctx context.Context, t Target, log *slog.Logger) Result
 	}
 	if c := jobCondition(job, batchv1.JobFailed); c != nil {
 		v := map[string]string{"ns": w.ns, "workload": w.ref(), "detail": c.Reason + ": " + c.Message}
-		return Failed(classify.At(target, classify.FailVars("k8s.migration-failed", v, "job %s failed: %s: %s", w.name, c.Reason, c.Message)), obs)
+		return Failed(classify.At(target, classify.FailVars(classify.K8sMigrationFailed, v, "job %s failed: %s: %s", w.name, c.Reason, c.Message)), obs)
 	}
 	if top := issues.worst(); top != nil && top.rank >= rankImage {
 		return Failed(classify.At(target, classify.FailVars(top.class, top.vars(w), "job %s cannot start: %s", w.name, top.text)), obs)
 	}
-	return Failed(classify.At(target, classify.FailVars("k8s.migration-running", vars, "job %s has not completed (%s)", w.name, counts)), obs)
+	return Failed(classify.At(target, classify.FailVars(classify.K8sMigrationRunning, vars, "job %s has not completed (%s)", w.name, counts)), obs)
 }
 
 func jobCondition(j *batchv1.Job, typ batchv1.JobConditionType) *batchv1.JobCondition {

@@ -113,7 +113,7 @@ func dialPolicy(ctx context.Context, cs kubernetes.Interface, ns string, pp conf
 	}
 	pod, why := servingPod(pods.Items, pp.Container)
 	if pod == nil {
-		return label + ": " + why, rankTargetNotReady, classify.FailVars("k8s.netpol-target-not-ready", vars,
+		return label + ": " + why, rankTargetNotReady, classify.FailVars(classify.K8sNetpolTargetNotReady, vars,
 			"%s: no pod ready with container %s to dial (%s)", label, pp.Container, why)
 	}
 	vars["pod"] = pod.Name
@@ -134,7 +134,7 @@ func dialPolicy(ctx context.Context, cs kubernetes.Interface, ns string, pp conf
 		return fmt.Sprintf("%s (%s, container %s ready): connected in %s", verb, target, pp.Container, took), 0, nil
 	case allow:
 		return fmt.Sprintf("%s (%s): %s", verb, target, dialOutcome(derr, took)), rankAllowFailed,
-			classify.At(target, classify.FailVars("k8s.netpol-allow-failed", vars, "connect to %s, which NetworkPolicy allows, failed: %v", addr, derr))
+			classify.At(target, classify.FailVars(classify.K8sNetpolAllowFailed, vars, "connect to %s, which NetworkPolicy allows, failed: %v", addr, derr))
 	case derr != nil:
 		return fmt.Sprintf("%s (%s, container %s ready): %s", verb, target, pp.Container, dialOutcome(derr, took)), 0, nil
 	}
@@ -143,13 +143,13 @@ func dialPolicy(ctx context.Context, cs kubernetes.Interface, ns string, pp conf
 	ev := fmt.Sprintf("%s (%s, container %s ready): CONNECTED in %s", verb, target, pp.Container, took)
 	covering, err := ingressPolicies(ctx, cs, pod)
 	if err != nil {
-		return ev, rankNotEnforced, classify.At(target, classify.FailVars("k8s.netpol-not-enforced", vars, "connected to %s, which NetworkPolicy should deny (policies not readable: %v)", addr, err))
+		return ev, rankNotEnforced, classify.At(target, classify.FailVars(classify.K8sNetpolNotEnforced, vars, "connected to %s, which NetworkPolicy should deny (policies not readable: %v)", addr, err))
 	}
 	if len(covering) == 0 {
-		return ev + "; no NetworkPolicy restricts its ingress", rankNotEnforced, classify.At(target, classify.FailVars("k8s.netpol-missing", vars,
+		return ev + "; no NetworkPolicy restricts its ingress", rankNotEnforced, classify.At(target, classify.FailVars(classify.K8sNetpolMissing, vars,
 			"connected to %s and no NetworkPolicy in %s restricts ingress to pod %s", addr, ns, pod.Name))
 	}
-	return ev + "; policies " + strings.Join(covering, ", ") + " select it", rankNotEnforced, classify.At(target, classify.FailVars("k8s.netpol-not-enforced", vars,
+	return ev + "; policies " + strings.Join(covering, ", ") + " select it", rankNotEnforced, classify.At(target, classify.FailVars(classify.K8sNetpolNotEnforced, vars,
 		"connected to %s although NetworkPolicies %s restrict ingress to pod %s: NetworkPolicy is not enforced", addr, strings.Join(covering, ", "), pod.Name))
 }
 

@@ -90,20 +90,20 @@ func postgresSchema(ctx context.Context, t Target, log *slog.Logger) Result {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
-		return Failed(classify.At(target, classify.Failf("postgres.schema-missing", "table %s does not exist (want version %d)", database.VersionTable, want)), "no version table")
+		return Failed(classify.At(target, classify.Failf(classify.PostgresSchemaMissing, "table %s does not exist (want version %d)", database.VersionTable, want)), "no version table")
 	case errors.Is(err, pgx.ErrNoRows):
-		return Failed(classify.At(target, classify.Failf("postgres.schema-missing", "%s is empty: no migration applied (want version %d)", database.VersionTable, want)), "no version recorded")
+		return Failed(classify.At(target, classify.Failf(classify.PostgresSchemaMissing, "%s is empty: no migration applied (want version %d)", database.VersionTable, want)), "no version recorded")
 	case err != nil:
 		return Failed(classify.At(target, err), "")
 	}
 	obs := fmt.Sprintf("version %d (embedded %d), dirty=%t", version, want, dirty)
 	switch {
 	case dirty:
-		return Failed(classify.At(target, classify.Failf("postgres.schema-dirty", "schema version %d is dirty", version)), obs)
+		return Failed(classify.At(target, classify.Failf(classify.PostgresSchemaDirty, "schema version %d is dirty", version)), obs)
 	case version < int64(want):
-		return Failed(classify.At(target, classify.Failf("postgres.schema-behind", "schema version %d is behind the embedded %d", version, want)), obs)
+		return Failed(classify.At(target, classify.Failf(classify.PostgresSchemaBehind, "schema version %d is behind the embedded %d", version, want)), obs)
 	case version > int64(want):
-		return Failed(classify.At(target, classify.Failf("postgres.schema-ahead", "schema version %d is ahead of the embedded %d", version, want)), obs)
+		return Failed(classify.At(target, classify.Failf(classify.PostgresSchemaAhead, "schema version %d is ahead of the embedded %d", version, want)), obs)
 	}
 	rows, err := conn.Query(ctx, `SELECT table_name::text FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_name = ANY($1)`, database.RequiredTables)
@@ -121,7 +121,7 @@ func postgresSchema(ctx context.Context, t Target, log *slog.Logger) Result {
 		}
 	}
 	if len(missing) > 0 {
-		return Failed(classify.At(target, classify.Failf("postgres.tables-missing", "required tables missing: %s", strings.Join(missing, ", "))), obs)
+		return Failed(classify.At(target, classify.Failf(classify.PostgresTablesMissing, "required tables missing: %s", strings.Join(missing, ", "))), obs)
 	}
 	return Pass("%s, tables %s present", obs, strings.Join(database.RequiredTables, ", "))
 }
@@ -152,7 +152,7 @@ func postgresStorage(ctx context.Context, t Target, log *slog.Logger) Result {
 	free, diskErr := freeSpace(t.Cfg.Postgres.DataDir)
 	obs = joinObs(obs, free)
 	if len(failures) > 0 {
-		return Failed(classify.At(target, classify.FailVars("postgres.write-failed", map[string]string{"log": logPath},
+		return Failed(classify.At(target, classify.FailVars(classify.PostgresWriteFailed, map[string]string{"log": logPath},
 			"Postgres failed %d writes in the last %.0f minutes (server log %s); the latest: %s",
 			len(failures), writeErrorWindow.Minutes(), logPath, failures[len(failures)-1])), obs)
 	}

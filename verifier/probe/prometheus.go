@@ -61,9 +61,9 @@ func prometheusReady(ctx context.Context, t Target, log *slog.Logger) Result {
 	obs := fmt.Sprintf("/-/ready: %d %s", code, body)
 	switch {
 	case code == http.StatusServiceUnavailable:
-		return Failed(classify.At(base, classify.Failf("prometheus.not-ready", "Prometheus is not ready: %s", body)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.PrometheusNotReady, "Prometheus is not ready: %s", body)), obs)
 	case code != http.StatusOK:
-		return Failed(classify.At(base, classify.Failf("prometheus.http-status", "/-/ready answered %d", code)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.PrometheusHTTPStatus, "/-/ready answered %d", code)), obs)
 	}
 	c, err := api.NewClient(api.Config{Address: base, Client: httpClient})
 	if err != nil {
@@ -71,7 +71,7 @@ func prometheusReady(ctx context.Context, t Target, log *slog.Logger) Result {
 	}
 	bi, err := promv1.NewAPI(c).Buildinfo(ctx)
 	if err != nil {
-		return Failed(classify.At(base, classify.Failf("prometheus.api-error", "buildinfo: %v", err)), obs)
+		return Failed(classify.At(base, classify.Failf(classify.PrometheusAPIError, "buildinfo: %v", err)), obs)
 	}
 	return Pass("ready, Prometheus %s", bi.Version)
 }
@@ -117,16 +117,16 @@ func prometheusTargets(ctx context.Context, t Target, log *slog.Logger) Result {
 		}
 		switch {
 		case len(targets) == 0:
-			firstErr = classify.Failf("prometheus.job-missing", "job %q has no targets (want %d); jobs present: %s", job.Name, want, jobNames(byJob))
+			firstErr = classify.Failf(classify.PrometheusJobMissing, "job %q has no targets (want %d); jobs present: %s", job.Name, want, jobNames(byJob))
 		case len(down) > 0:
 			d := down[0]
 			firstErr = classify.Failf(classify.ScrapeClass(d.LastError), "job %q has %d of %d targets up (want %d); %s is down: %s",
 				job.Name, up, len(targets), want, d.ScrapeURL, d.LastError)
 		case stale > 0:
-			firstErr = classify.Failf("prometheus.not-scraped", "job %q: %d targets not scraped since the verifier started", job.Name, stale)
+			firstErr = classify.Failf(classify.PrometheusNotScraped, "job %q: %d targets not scraped since the verifier started", job.Name, stale)
 			retryAfter = 250 * time.Millisecond
 		default:
-			firstErr = classify.Failf("prometheus.too-few-targets", "job %q has %d targets, want %d up", job.Name, len(targets), want)
+			firstErr = classify.Failf(classify.PrometheusTooFewTargets, "job %q has %d targets, want %d up", job.Name, len(targets), want)
 		}
 	}
 	if firstErr != nil {
@@ -176,7 +176,7 @@ func prometheusStorage(ctx context.Context, t Target, log *slog.Logger) Result {
 		}
 	}
 	if seen == 0 {
-		return Failed(classify.At(base, classify.Failf("prometheus.api-error", "%s/metrics has none of Prometheus's TSDB counters (%s...)", base, tsdbFailures[0])), "")
+		return Failed(classify.At(base, classify.Failf(classify.PrometheusAPIError, "%s/metrics has none of Prometheus's TSDB counters (%s...)", base, tsdbFailures[0])), "")
 	}
 	obs := fmt.Sprintf("TSDB failure counters: %d read, all 0", seen)
 	if len(failed) > 0 {
@@ -189,7 +189,7 @@ func prometheusStorage(ctx context.Context, t Target, log *slog.Logger) Result {
 		if g := fams["process_start_time_seconds"].GetMetric(); len(g) > 0 {
 			since = "it started at " + time.Unix(int64(g[0].GetGauge().GetValue()), 0).UTC().Format(time.RFC3339)
 		}
-		return Failed(classify.At(base, classify.Failf("prometheus.tsdb-write-failed",
+		return Failed(classify.At(base, classify.Failf(classify.PrometheusTSDBWriteFailed,
 			"Prometheus failed to write its TSDB since %s, so samples are lost: %s", since, strings.Join(failed, ", "))), obs)
 	}
 	if diskErr != nil {
@@ -211,12 +211,12 @@ func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, erro
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, classify.Failf("prometheus.http-status", "%s answered %s", url, resp.Status)
+		return nil, classify.Failf(classify.PrometheusHTTPStatus, "%s answered %s", url, resp.Status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return nil, classify.Failf("prometheus.api-error", "%s: %v", url, err)
+		return nil, classify.Failf(classify.PrometheusAPIError, "%s: %v", url, err)
 	}
 	return fams, nil
 }

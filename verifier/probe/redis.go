@@ -78,7 +78,7 @@ func redisAuthEnforced(ctx context.Context, t Target, log *slog.Logger) Result {
 	err := anon.Ping(ctx).Err()
 	switch {
 	case err == nil:
-		return Failed(classify.At(addr, classify.Failf("redis.auth-not-enforced", "PING without a password answered PONG")), "no password: PONG")
+		return Failed(classify.At(addr, classify.Failf(classify.RedisAuthNotEnforced, "PING without a password answered PONG")), "no password: PONG")
 	case strings.HasPrefix(err.Error(), "NOAUTH"):
 		obs = append(obs, "no password: NOAUTH")
 	default:
@@ -91,7 +91,7 @@ func redisAuthEnforced(ctx context.Context, t Target, log *slog.Logger) Result {
 	err = wrong.Ping(ctx).Err()
 	switch {
 	case err == nil:
-		return Failed(classify.At(addr, classify.Failf("redis.wrong-password-accepted", "PING with a made-up password answered PONG")), strings.Join(obs, ", "))
+		return Failed(classify.At(addr, classify.Failf(classify.RedisWrongPasswordAccepted, "PING with a made-up password answered PONG")), strings.Join(obs, ", "))
 	case strings.HasPrefix(err.Error(), "WRONGPASS"):
 		obs = append(obs, "wrong password: WRONGPASS")
 	default:
@@ -114,13 +114,13 @@ func redisPersistence(ctx context.Context, t Target, log *slog.Logger) Result {
 		f("loading"), f("aof_enabled"), f("aof_last_write_status"), f("aof_last_bgrewrite_status"))
 	switch {
 	case f("loading") == "1":
-		return Failed(classify.At(addr, classify.Failf("redis.loading", "Redis is still loading its data")), obs)
+		return Failed(classify.At(addr, classify.Failf(classify.RedisLoading, "Redis is still loading its data")), obs)
 	case f("aof_enabled") != "1":
-		return Failed(classify.At(addr, classify.Failf("redis.aof-off", "append-only file is off (aof_enabled:%s)", f("aof_enabled"))), obs)
+		return Failed(classify.At(addr, classify.Failf(classify.RedisAOFOff, "append-only file is off (aof_enabled:%s)", f("aof_enabled"))), obs)
 	case f("aof_last_write_status") != "ok":
-		return Failed(classify.At(addr, classify.Failf("redis.aof-write-failed", "aof_last_write_status:%s", f("aof_last_write_status"))), obs)
+		return Failed(classify.At(addr, classify.Failf(classify.RedisAOFWriteFailed, "aof_last_write_status:%s", f("aof_last_write_status"))), obs)
 	case f("aof_last_bgrewrite_status") != "ok":
-		return Failed(classify.At(addr, classify.Failf("redis.aof-rewrite-failed", "aof_last_bgrewrite_status:%s", f("aof_last_bgrewrite_status"))), obs)
+		return Failed(classify.At(addr, classify.Failf(classify.RedisAOFRewriteFailed, "aof_last_bgrewrite_status:%s", f("aof_last_bgrewrite_status"))), obs)
 	}
 	if path := t.Cfg.Redis.LogFile; path != "" {
 		// INFO has no field for it: only the log says that this server
@@ -132,10 +132,10 @@ func redisPersistence(ctx context.Context, t Target, log *slog.Logger) Result {
 		pid := infoField(server, "process_id")
 		cut, err := aofTruncations(path, pid)
 		if err != nil {
-			return Failed(classify.At(addr, classify.FailVars("local.unreadable", map[string]string{"path": path}, "reading Redis's log: %v", err)), obs)
+			return Failed(classify.At(addr, classify.FailVars(classify.LocalUnreadable, map[string]string{"path": path}, "reading Redis's log: %v", err)), obs)
 		}
 		if len(cut) > 0 {
-			return Failed(classify.At(addr, classify.FailVars("redis.aof-truncated", map[string]string{"log": path},
+			return Failed(classify.At(addr, classify.FailVars(classify.RedisAOFTruncated, map[string]string{"log": path},
 				"Redis (pid %s) discarded the end of its AOF when it started: %s", pid, strings.Join(cut, "; "))), obs)
 		}
 		obs += ", no AOF truncated at start (" + path + ")"

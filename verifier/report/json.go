@@ -41,18 +41,18 @@ type Summary struct {
 
 // Check is one check in the JSON report.
 type Check struct {
-	ID              string          `json:"id"`
-	Status          runner.Status   `json:"status"`
-	Attempts        int             `json:"attempts"`
-	DurationSeconds float64         `json:"duration_seconds"`
-	DependsOn       []string        `json:"depends_on,omitempty"`
-	BlockedBy       string          `json:"blocked_by,omitempty"`
-	Targets         []string        `json:"targets,omitempty"`
-	Evidence        string          `json:"evidence,omitempty"`
-	Error           string          `json:"error,omitempty"`
-	Class           *classify.Class `json:"class,omitempty"`
-	EndedDefinite   bool            `json:"ended_on_definite_answer,omitempty"`
-	DeadlineReached bool            `json:"deadline_reached,omitempty"`
+	ID              string            `json:"id"`
+	Status          runner.Status     `json:"status"`
+	Attempts        int               `json:"attempts"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	DependsOn       []string          `json:"depends_on,omitempty"`
+	BlockedBy       string            `json:"blocked_by,omitempty"`
+	Targets         []string          `json:"targets,omitempty"`
+	Evidence        string            `json:"evidence,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	Class           *classify.Verdict `json:"class,omitempty"`
+	EndedDefinite   bool              `json:"ended_on_definite_answer,omitempty"`
+	DeadlineReached bool              `json:"deadline_reached,omitempty"`
 }
 
 // NewDocument converts a report.

@@ -60,7 +60,7 @@ func JUnit(w io.Writer, r *runner.Report) error {
 		tc := junitCase{Classname: "verifier." + group, Name: c.ID, Time: secs(c.Duration.Seconds())}
 		switch c.Status {
 		case runner.Fail:
-			tc.Failure = &junitFailure{Message: c.Class.Cause, Type: c.Class.ID, Body: failureText(c)}
+			tc.Failure = &junitFailure{Message: c.Class.Cause, Type: string(c.Class.ID), Body: failureText(c)}
 		case runner.Blocked:
 			tc.Skipped = &junitSkipped{Message: "blocked by " + c.BlockedBy}
 		default:

@@ -31,18 +31,18 @@ const (
 
 // CheckResult is what is known about one check, during or after a run.
 type CheckResult struct {
-	ID              string         `json:"id"`
-	Status          Status         `json:"status"`
-	Attempts        int            `json:"attempts"`
-	Duration        time.Duration  `json:"-"`
-	DependsOn       []string       `json:"depends_on,omitempty"`
-	BlockedBy       string         `json:"blocked_by,omitempty"`
-	Targets         []string       `json:"targets,omitempty"`
-	Evidence        string         `json:"evidence,omitempty"`
-	Error           string         `json:"error,omitempty"`
-	Class           classify.Class `json:"class,omitzero"`
-	Definite        bool           `json:"ended_on_definite_answer,omitempty"`
-	DeadlineReached bool           `json:"deadline_reached,omitempty"`
+	ID              string           `json:"id"`
+	Status          Status           `json:"status"`
+	Attempts        int              `json:"attempts"`
+	Duration        time.Duration    `json:"-"`
+	DependsOn       []string         `json:"depends_on,omitempty"`
+	BlockedBy       string           `json:"blocked_by,omitempty"`
+	Targets         []string         `json:"targets,omitempty"`
+	Evidence        string           `json:"evidence,omitempty"`
+	Error           string           `json:"error,omitempty"`
+	Class           classify.Verdict `json:"class,omitzero"`
+	Definite        bool             `json:"ended_on_definite_answer,omitempty"`
+	DeadlineReached bool             `json:"deadline_reached,omitempty"`
 }
 
 // Done reports whether the check has a verdict.
@@ -114,8 +114,14 @@ type Options struct {
 	Down map[string]string
 }
 
-// ClassProcessDown is the class of a check whose target process is down.
-const ClassProcessDown = "local.process-down"
+// Classes the runner gives itself. They have no row in classify's table: the
+// runner writes their cause and next command.
+const (
+	// ClassProcessDown is the class of a check whose target process is down.
+	ClassProcessDown classify.Class = "local.process-down"
+	// ClassDeadline is the class of a check the deadline ended before it ran.
+	ClassDeadline classify.Class = "deadline"
+)
 
 // Run runs checks against cfg and returns one report however many attempts
 // were made.
@@ -219,8 +225,8 @@ func (r *run) check(c probe.Check) {
 	log := r.opt.Log.With("check", c.ID)
 	info := classify.Info{Check: c.ID, Mode: r.cfg.Mode, Vars: c.Vars}
 	var last probe.Result
-	var lastClass classify.Class
-	definiteSeen := ""
+	var lastClass classify.Verdict
+	var definiteSeen classify.Class
 	for attempt := 1; ; attempt++ {
 		if !r.acquire() {
 			if start.IsZero() {
@@ -241,7 +247,7 @@ func (r *run) check(c probe.Check) {
 		if res.Err == nil {
 			r.update(c.ID, func(cr *CheckResult) {
 				cr.Status, cr.Duration = Pass, time.Since(start)
-				cr.Evidence, cr.Error, cr.Class = r.redact(res.Observed), "", classify.Class{}
+				cr.Evidence, cr.Error, cr.Class = r.redact(res.Observed), "", classify.Verdict{}
 			})
 			log.Debug("check passed", "attempts", attempt, "evidence", r.redact(res.Observed))
 			return
@@ -254,8 +260,8 @@ func (r *run) check(c probe.Check) {
 		last = res
 		lastClass = classify.Classify(res.Err, info)
 		if why, down := r.opt.Down[c.ID]; down {
-			lastClass = classify.Class{ID: ClassProcessDown, Definite: true,
-				Cause: why + " (" + lastClass.ID + ")",
+			lastClass = classify.Verdict{ID: ClassProcessDown, Definite: true,
+				Cause: why + " (" + string(lastClass.ID) + ")",
 				Next:  "make logs  # why it stopped; then: make up  # starts what is not running"}
 			r.update(c.ID, func(cr *CheckResult) {
 				cr.Status, cr.Duration, cr.Definite = Fail, time.Since(start), true
@@ -293,12 +299,12 @@ func (r *run) check(c probe.Check) {
 	}
 }
 
-func (r *run) finishDeadline(id string, start time.Time, last probe.Result, class classify.Class) {
+func (r *run) finishDeadline(id string, start time.Time, last probe.Result, class classify.Verdict) {
 	r.update(id, func(cr *CheckResult) {
 		cr.Status, cr.Duration, cr.DeadlineReached = Fail, time.Since(start), true
 		if last.Err == nil {
 			cr.Error = "the deadline ended before the check could run"
-			cr.Class = classify.Class{ID: "deadline", Cause: "the run's deadline is shorter than the time this check needed to start", Next: "verifier run --deadline 2m"}
+			cr.Class = classify.Verdict{ID: ClassDeadline, Cause: "the run's deadline is shorter than the time this check needed to start", Next: "verifier run --deadline 2m"}
 			return
 		}
 		cr.Evidence, cr.Error, cr.Class = r.redact(last.Observed), r.redact(last.Err.Error()), r.redactClass(class)
@@ -343,7 +349,7 @@ func (r *run) redact(s string) string {
 	return s
 }
 
-func (r *run) redactClass(c classify.Class) classify.Class {
+func (r *run) redactClass(c classify.Verdict) classify.Verdict {
 	c.Cause, c.Next = r.redact(c.Cause), r.redact(c.Next)
 	return c
 }

@@ -40,7 +40,7 @@ func byID(r *Report) map[string]CheckResult {
 func TestDefiniteTwiceEndsEarlyAndBlocksDependents(t *testing.T) {
 	checks := []probe.Check{
 		{ID: "redis.reachable", Timeout: time.Second, Probe: fn(func(int) probe.Result {
-			return probe.Failed(classify.Failf("redis.wrong-password", "WRONGPASS"), "")
+			return probe.Failed(classify.Failf(classify.RedisWrongPassword, "WRONGPASS"), "")
 		})},
 		{ID: "redis.persistence", Deps: []string{"redis.reachable"}, Timeout: time.Second, Probe: fn(func(int) probe.Result { return probe.Pass("ok") })},
 		{ID: "mc.ready", Deps: []string{"redis.persistence"}, Timeout: time.Second, Probe: fn(func(int) probe.Result { return probe.Pass("ok") })},
@@ -52,7 +52,7 @@ func TestDefiniteTwiceEndsEarlyAndBlocksDependents(t *testing.T) {
 		t.Fatalf("run took %v: a definite failure must not wait for the 3s deadline", el)
 	}
 	m := byID(rep)
-	if c := m["redis.reachable"]; c.Status != Fail || c.Attempts != 2 || !c.Definite || c.Class.ID != "redis.wrong-password" {
+	if c := m["redis.reachable"]; c.Status != Fail || c.Attempts != 2 || !c.Definite || c.Class.ID != classify.RedisWrongPassword {
 		t.Fatalf("redis.reachable = %+v", c)
 	}
 	if c := m["mc.ready"]; c.Status != Blocked || c.BlockedBy != "redis.reachable" {
@@ -66,7 +66,7 @@ func TestDefiniteTwiceEndsEarlyAndBlocksDependents(t *testing.T) {
 func TestTransientRetriedUntilPass(t *testing.T) {
 	checks := []probe.Check{{ID: "redis.reachable", Timeout: time.Second, Probe: fn(func(n int) probe.Result {
 		if n < 4 {
-			return probe.Failed(classify.Failf("redis.loading", "LOADING"), "")
+			return probe.Failed(classify.Failf(classify.RedisLoading, "LOADING"), "")
 		}
 		return probe.Pass("PONG")
 	})}}
@@ -84,7 +84,7 @@ func TestDeadlineKeepsLastInformativeError(t *testing.T) {
 	}}}
 	rep := Run(context.Background(), c, checks, Options{})
 	got := rep.Checks[0]
-	if got.Status != Fail || !got.DeadlineReached || got.Class.ID != "net.refused" || rep.ExitCode() != ExitDeadline {
+	if got.Status != Fail || !got.DeadlineReached || got.Class.ID != classify.NetRefused || rep.ExitCode() != ExitDeadline {
 		t.Fatalf("%+v exit %d", got, rep.ExitCode())
 	}
 	if got.Attempts < 3 {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/darktower/devstack/internal/httpserver"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/config"
 	"github.com/darktower/devstack/verifier/probe"
 	"github.com/darktower/devstack/verifier/report"
@@ -25,7 +26,7 @@ const HistoryLen = 20
 type Verdict struct {
 	At     time.Time
 	Status runner.Status
-	Class  string
+	Class  classify.Class
 }
 
 // Server holds the latest report and the run in flight.

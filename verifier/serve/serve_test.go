@@ -78,7 +78,7 @@ ac: {urls: ["http://127.0.0.1:%d"], client_id: verifier, client_secret: {env: CS
 	if rep.ExitCode() == runner.ExitHealthy {
 		t.Fatal("the run passed; the test needs failures")
 	}
-	if c := find(rep, "redis.reachable"); c.Class.ID != "redis.wrong-password" {
+	if c := find(rep, "redis.reachable"); c.Class.ID != classify.RedisWrongPassword {
 		t.Fatalf("redis.reachable = %+v, want a real WRONGPASS", c)
 	}
 
@@ -177,7 +177,7 @@ redis: {address: %s, password: {env: RP}}
 
 	rd.Stop()
 	code, body = get(t, h, "/healthz?fresh=1")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"net.refused"`) {
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, fmt.Sprintf("%q", classify.NetRefused)) {
 		t.Fatalf("with Redis down /healthz = %d %s", code, body)
 	}
 	_, m := get(t, h, "/metrics")

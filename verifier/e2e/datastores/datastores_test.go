@@ -14,6 +14,7 @@ import (
 
 	"github.com/darktower/devstack/internal/database"
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/e2e/e2eutil"
 )
 
@@ -113,7 +114,7 @@ func TestDatastoreFaults(t *testing.T) {
 	const definite = 30 * time.Second // definite failures must end long before this
 	const short = 3 * time.Second     // transient failures run out this deadline
 
-	run := func(t *testing.T, cfg e2eutil.Config, env map[string]string, exit int, failing map[string]string) e2eutil.Result {
+	run := func(t *testing.T, cfg e2eutil.Config, env map[string]string, exit int, failing map[string]classify.Class) e2eutil.Result {
 		t.Helper()
 		r := e2eutil.Run(t, cfg, env, "run", "--output", "json")
 		e2eutil.Expect(t, r, exit, failing, allChecks...)
@@ -127,40 +128,40 @@ func TestDatastoreFaults(t *testing.T) {
 	})
 	t.Run("wrong redis password", func(t *testing.T) {
 		r := run(t, f.config(definite), merge(f.env(), "REDIS_PASSWORD", "not-the-password"), 1,
-			map[string]string{"redis.reachable": "redis.wrong-password"})
+			map[string]classify.Class{"redis.reachable": classify.RedisWrongPassword})
 		if r.Elapsed > 5*time.Second || r.Check("redis.reachable").Attempts != 2 || !r.Check("redis.reachable").EndedDefinite {
 			t.Errorf("a definite WRONGPASS took %v and %d attempts; want two attempts and an early end", r.Elapsed, r.Check("redis.reachable").Attempts)
 		}
 	})
 	t.Run("redis requiring no password", func(t *testing.T) {
 		run(t, f.config(definite).With("redis", redisAt(noPass.Addr())), f.env(), 1,
-			map[string]string{"redis.auth-enforced": "redis.auth-not-enforced"})
+			map[string]classify.Class{"redis.auth-enforced": classify.RedisAuthNotEnforced})
 	})
 	t.Run("aof off", func(t *testing.T) {
 		run(t, f.config(definite).With("redis", redisAt(noAOF.Addr())), merge(f.env(), "REDIS_PASSWORD", noAOF.Password), 1,
-			map[string]string{"redis.persistence": "redis.aof-off"})
+			map[string]classify.Class{"redis.persistence": classify.RedisAOFOff})
 	})
 	t.Run("redis down", func(t *testing.T) {
 		r := run(t, f.config(short).With("redis", redisAt(down.Addr())), f.env(), 3,
-			map[string]string{"redis.reachable": "net.refused"})
+			map[string]classify.Class{"redis.reachable": classify.NetRefused})
 		if r.Check("redis.reachable").Attempts < 3 {
 			t.Errorf("connection refused is transient: want retries, got %d attempts", r.Check("redis.reachable").Attempts)
 		}
 	})
 	t.Run("wrong postgres password", func(t *testing.T) {
 		r := run(t, f.config(definite), merge(f.env(), "DATABASE_URL", f.pg.URLFor(f.pg.User, "wrong-pw-1234", f.pg.Database)), 1,
-			map[string]string{"postgres.reachable": "postgres.wrong-password"})
+			map[string]classify.Class{"postgres.reachable": classify.PostgresWrongPassword})
 		if r.Elapsed > 5*time.Second {
 			t.Errorf("SQLSTATE 28P01 is definite, yet the run took %v", r.Elapsed)
 		}
 	})
 	t.Run("database missing", func(t *testing.T) {
 		run(t, f.config(definite), merge(f.env(), "DATABASE_URL", f.pg.URLFor(f.pg.User, f.pg.Password, "no_such_db")), 1,
-			map[string]string{"postgres.reachable": "postgres.database-missing"})
+			map[string]classify.Class{"postgres.reachable": classify.PostgresDatabaseMissing})
 	})
 	t.Run("migrations behind", func(t *testing.T) {
 		r := run(t, f.config(short), merge(f.env(), "DATABASE_URL", f.pg.URLFor(f.pg.User, f.pg.Password, "behind")), 3,
-			map[string]string{"postgres.schema": "postgres.schema-behind"})
+			map[string]classify.Class{"postgres.schema": classify.PostgresSchemaBehind})
 		want, _ := database.EmbeddedVersion()
 		if ev := r.Check("postgres.schema").Evidence; ev != fmt.Sprintf("version 2 (embedded %d), dirty=false", want) {
 			t.Errorf("evidence %q", ev)
@@ -168,17 +169,17 @@ func TestDatastoreFaults(t *testing.T) {
 	})
 	t.Run("migration dirty", func(t *testing.T) {
 		run(t, f.config(definite), merge(f.env(), "DATABASE_URL", f.pg.URLFor(f.pg.User, f.pg.Password, "dirty")), 1,
-			map[string]string{"postgres.schema": "postgres.schema-dirty"})
+			map[string]classify.Class{"postgres.schema": classify.PostgresSchemaDirty})
 	})
 	t.Run("expected job without targets", func(t *testing.T) {
 		cfg := f.config(short).With("prometheus", map[string]any{"url": f.prom.URL, "jobs": []map[string]any{
 			{"name": "redis_exporter"}, {"name": "postgres_exporter"}, {"name": "meeting-controller", "min_targets": 2}}})
-		run(t, cfg, f.env(), 3, map[string]string{"prometheus.targets": "prometheus.job-missing"})
+		run(t, cfg, f.env(), 3, map[string]classify.Class{"prometheus.targets": classify.PrometheusJobMissing})
 	})
 	t.Run("prometheus target down", func(t *testing.T) {
 		f.redisX.Stop()
 		defer f.redisX.Restart(t)
-		r := run(t, f.config(short), f.env(), 3, map[string]string{"prometheus.targets": "prometheus.target-refused"})
+		r := run(t, f.config(short), f.env(), 3, map[string]classify.Class{"prometheus.targets": classify.PrometheusTargetRefused})
 		if ev := r.Check("prometheus.targets").Error; !strings.Contains(ev, f.redisX.Addr) {
 			t.Errorf("the error should name the down target %s: %s", f.redisX.Addr, ev)
 		}
@@ -186,7 +187,7 @@ func TestDatastoreFaults(t *testing.T) {
 	t.Run("prometheus down", func(t *testing.T) {
 		f.prom.Stop()
 		defer f.prom.Restart(t)
-		run(t, f.config(short), f.env(), 3, map[string]string{"prometheus.ready": "net.refused"})
+		run(t, f.config(short), f.env(), 3, map[string]classify.Class{"prometheus.ready": classify.NetRefused})
 	})
 	t.Run("postgres down", func(t *testing.T) {
 		f.pg.Stop()
@@ -194,7 +195,7 @@ func TestDatastoreFaults(t *testing.T) {
 		// Longer than short: Prometheus was restarted by the previous case, and
 		// prometheus.targets must see a scrape newer than this run's start, which
 		// a loaded machine was seen to take more than 3 s for.
-		run(t, f.config(10*time.Second), f.env(), 3, map[string]string{"postgres.reachable": "net.refused"})
+		run(t, f.config(10*time.Second), f.env(), 3, map[string]classify.Class{"postgres.reachable": classify.NetRefused})
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/e2e/e2eutil"
 )
 
@@ -59,7 +60,7 @@ func TestRedisTruncatedAOF(t *testing.T) {
 	env := map[string]string{"REDIS_PASSWORD": r.Password}
 	checks := []string{"redis.reachable", "redis.auth-enforced", "redis.persistence"}
 	res := e2eutil.Run(t, cfg, env, "run", "--output", "json")
-	e2eutil.Expect(t, res, 1, map[string]string{"redis.persistence": "redis.aof-truncated"}, checks...)
+	e2eutil.Expect(t, res, 1, map[string]classify.Class{"redis.persistence": classify.RedisAOFTruncated}, checks...)
 	e2eutil.NoSecrets(t, res, map[string]string{"redis password": r.Password})
 	if c := res.Check("redis.persistence"); !strings.Contains(c.Error, "Truncating the AOF") || !strings.Contains(c.Class.Next, logFile) || res.Elapsed > 10*time.Second {
 		t.Errorf("want the log line in the error, the log in the next command and a prompt verdict; got %q, next %q after %v", c.Error, c.Class.Next, res.Elapsed)
@@ -141,10 +142,10 @@ func TestDiskFull(t *testing.T) {
 		With("prometheus", map[string]any{"url": prom.URL, "data_dir": tsdb, "jobs": []map[string]any{{"name": "prometheus"}}})
 	env := map[string]string{"REDIS_PASSWORD": rd.Password, "DATABASE_URL": pg.URL()}
 	res := e2eutil.Run(t, cfg, env, "run", "--output", "json")
-	e2eutil.Expect(t, res, 1, map[string]string{
-		"redis.persistence":  "local.disk-full",
-		"postgres.storage":   "postgres.write-failed",
-		"prometheus.storage": "prometheus.tsdb-write-failed",
+	e2eutil.Expect(t, res, 1, map[string]classify.Class{
+		"redis.persistence":  classify.LocalDiskFull,
+		"postgres.storage":   classify.PostgresWriteFailed,
+		"prometheus.storage": classify.PrometheusTSDBWriteFailed,
 	}, allChecks...)
 	e2eutil.NoSecrets(t, res, map[string]string{"redis password": rd.Password, "postgres password": pg.Password})
 	t.Logf("%v exit %d: %s", res.Elapsed.Round(time.Millisecond), res.Exit, e2eutil.Statuses(res))

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/report"
 )
 
@@ -117,7 +118,7 @@ func Run(t testing.TB, cfg Config, env map[string]string, args ...string) Result
 // error class, that every other check passed or was blocked by one of them,
 // that every failure states evidence, cause and next command, and the exit
 // code. The checks in want must all be present in the report.
-func Expect(t testing.TB, r Result, exit int, failing map[string]string, want ...string) {
+func Expect(t testing.TB, r Result, exit int, failing map[string]classify.Class, want ...string) {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
@@ -165,7 +166,7 @@ func Expect(t testing.TB, r Result, exit int, failing map[string]string, want ..
 	}
 }
 
-func classID(c report.Check) string {
+func classID(c report.Check) classify.Class {
 	if c.Class == nil {
 		return ""
 	}

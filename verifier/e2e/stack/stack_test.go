@@ -21,6 +21,7 @@ import (
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/localstack"
 	"github.com/darktower/devstack/internal/testsupport"
+	"github.com/darktower/devstack/verifier/classify"
 	"github.com/darktower/devstack/verifier/e2e/e2eutil"
 	"github.com/darktower/devstack/verifier/probe"
 )
@@ -133,7 +134,7 @@ func TestStackFaults(t *testing.T) {
 	s := startStack(t)
 	const definite = 30 * time.Second
 	const short = 4 * time.Second
-	run := func(t *testing.T, cfg e2eutil.Config, env map[string]string, exit int, failing map[string]string) e2eutil.Result {
+	run := func(t *testing.T, cfg e2eutil.Config, env map[string]string, exit int, failing map[string]classify.Class) e2eutil.Result {
 		t.Helper()
 		r := e2eutil.Run(t, cfg, env, "run", "--output", "json")
 		e2eutil.Expect(t, r, exit, failing, allChecks...)
@@ -151,7 +152,7 @@ func TestStackFaults(t *testing.T) {
 	t.Run("wrong verifier client secret", func(t *testing.T) {
 		env := s.env()
 		env["VERIFIER_CLIENT_SECRET"] = "not-the-verifier-secret"
-		r := run(t, s.config(definite), env, 1, map[string]string{"ac.token": "ac.invalid-client"})
+		r := run(t, s.config(definite), env, 1, map[string]classify.Class{"ac.token": classify.ACInvalidClient})
 		if r.Elapsed > 8*time.Second {
 			t.Errorf("invalid_client is definite, yet the run took %v", r.Elapsed)
 		}
@@ -159,18 +160,18 @@ func TestStackFaults(t *testing.T) {
 	t.Run("gc unreachable", func(t *testing.T) {
 		closed := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
 		cfg := s.config(short).With("gc", map[string]any{"grpc_addresses": []string{s.Topo.GCGRPCAddr(0), closed}})
-		r := run(t, cfg, s.env(), 3, map[string]string{"gc.health": "net.refused"})
+		r := run(t, cfg, s.env(), 3, map[string]classify.Class{"gc.health": classify.NetRefused})
 		if c := r.Check("gc.health"); c.Class != nil && !contains(c.Class.Cause, closed) {
 			t.Errorf("the cause should name the unreachable GC %s: %s", closed, c.Class.Cause)
 		}
 	})
 	t.Run("gc accepting calls without a token", func(t *testing.T) {
 		cfg := s.config(definite).With("gc", map[string]any{"grpc_addresses": []string{startUnauthenticatedGC(t)}})
-		run(t, cfg, s.env(), 1, map[string]string{"gc.auth-enforced": "gc.auth-not-enforced"})
+		run(t, cfg, s.env(), 1, map[string]classify.Class{"gc.auth-enforced": classify.GCAuthNotEnforced})
 	})
 	t.Run("expected mc missing", func(t *testing.T) {
 		cfg := s.config(short, localstack.MCID(0), localstack.MCID(1), "mc-local-7")
-		r := run(t, cfg, s.env(), 3, map[string]string{"gc.registration": "gc.mc-missing"})
+		r := run(t, cfg, s.env(), 3, map[string]classify.Class{"gc.registration": classify.GCMCMissing})
 		if c := r.Check("gc.registration"); !contains(c.Error, "mc-local-7") {
 			t.Errorf("the error should name the missing MC: %s", c.Error)
 		}
@@ -188,7 +189,7 @@ func TestStackFaults(t *testing.T) {
 		waitRegistry(t, s, localstack.MCID(2), func(c *internalv1.MeetingController) bool {
 			return time.Since(c.GetLastHeartbeatAt().AsTime()) > 2500*time.Millisecond
 		})
-		r := run(t, s.config(short, ids...), s.env(), 3, map[string]string{"gc.registration": "gc.mc-stale"})
+		r := run(t, s.config(short, ids...), s.env(), 3, map[string]classify.Class{"gc.registration": classify.GCMCStale})
 		if c := r.Check("gc.registration"); !contains(c.Error, localstack.MCID(2)) {
 			t.Errorf("the error should name the stale MC: %s", c.Error)
 		}
