@@ -179,14 +179,16 @@ func TestDashboards(t *testing.T) {
 		t.Errorf("dashboard ConfigMaps cover %v, dashboards are %v", sortedKeys(gen), sortedKeys(dash))
 	}
 	var mounted []string
-	for _, d := range loadDocs(t, "grafana/deployment.yaml") {
-		for _, v := range list(d, "spec", "template", "spec", "volumes") {
-			if str(v, "name") != "dashboards" {
-				continue
+	for _, v := range podVolumes(t, "grafana/deployment.yaml") {
+		if v.Name != "dashboards" || v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			name := ""
+			if s.ConfigMap != nil {
+				name = s.ConfigMap.Name
 			}
-			for _, s := range list(v, "projected", "sources") {
-				mounted = append(mounted, str(s, "configMap", "name"))
-			}
+			mounted = append(mounted, name)
 		}
 	}
 	var want []string

@@ -12,7 +12,10 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -35,6 +38,53 @@ func runTool(dir, bin string, args ...string) (string, error) {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// Kubernetes objects are read through internal/manifest, typed, as every test
+// that reads manifests does; loadDocs and its walker below are for the YAML
+// that is no Kubernetes object: the Kustomizations, Prometheus's, Loki's and
+// Grafana's configuration, rule files and their tests.
+
+// loadObjects decodes the Kubernetes objects in a manifest file.
+func loadObjects(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := manifest.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// loadObject is the one Kubernetes object in a manifest file.
+func loadObject(t *testing.T, path string) *unstructured.Unstructured {
+	t.Helper()
+	objs := loadObjects(t, path)
+	if len(objs) != 1 {
+		t.Fatalf("%s: %d YAML documents, want 1", path, len(objs))
+	}
+	return objs[0]
+}
+
+// typed converts an object strictly into its k8s.io/api type.
+func typed(t *testing.T, o *unstructured.Unstructured, into any) {
+	t.Helper()
+	if err := manifest.Typed(o, into); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// podVolumes lists the pod volumes of the workloads in a manifest file.
+func podVolumes(t *testing.T, path string) []corev1.Volume {
+	t.Helper()
+	var out []corev1.Volume
+	for _, o := range loadObjects(t, path) {
+		w, _, err := manifest.WorkloadOf(o)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, w.Template.Spec.Volumes...)
+	}
+	return out
 }
 
 type obj = map[string]any

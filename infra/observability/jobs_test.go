@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/darktower/devstack/infra/observability"
 	"github.com/darktower/devstack/internal/localstack"
@@ -38,11 +39,11 @@ func verifierJobs(t *testing.T, what string, doc []byte) []string {
 func TestVerifierExpectsExactlyTheJobsInBothModes(t *testing.T) {
 	want := slices.Sorted(slices.Values(observability.Jobs))
 
-	cm := loadDoc(t, "../services/verifier/configmap.yaml")
-	data, _ := get(cm, "data").(obj)
+	var cm corev1.ConfigMap
+	typed(t, loadObject(t, "../services/verifier/configmap.yaml"), &cm)
 	var clusterCfg string
-	for k, v := range data {
-		if s, ok := v.(string); ok && bytes.Contains([]byte(s), []byte("prometheus:")) {
+	for k, s := range cm.Data {
+		if bytes.Contains([]byte(s), []byte("prometheus:")) {
 			clusterCfg = s
 			t.Logf("cluster verifier configuration: ConfigMap key %s", k)
 		}

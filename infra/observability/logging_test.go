@@ -9,6 +9,8 @@ import (
 
 	"github.com/grafana/alloy/syntax/ast"
 	"github.com/grafana/alloy/syntax/parser"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 const alloyConfig = "alloy/config.alloy"
@@ -259,14 +261,17 @@ func TestLokiConfig(t *testing.T) {
 
 	// The StatefulSet mounts the config where its argument says and the
 	// volume at the path prefix.
-	sts := loadDoc(t, "loki/statefulset.yaml")
-	ctr := list(sts, "spec", "template", "spec", "containers")[0]
-	if a := strs(ctr, "args"); !equalSets(a, []string{"-config.file=/etc/loki/loki.yaml"}) {
+	sts, _, err := manifest.WorkloadOf(loadObject(t, "loki/statefulset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := sts.Template.Spec.Containers[0]
+	if a := ctr.Args; !equalSets(a, []string{"-config.file=/etc/loki/loki.yaml"}) {
 		t.Errorf("loki args %v", a)
 	}
 	mounts := map[string]string{}
-	for _, m := range list(ctr, "volumeMounts") {
-		mounts[str(m, "name")] = str(m, "mountPath")
+	for _, m := range ctr.VolumeMounts {
+		mounts[m.Name] = m.MountPath
 	}
 	if mounts["config"] != "/etc/loki" || mounts["data"] != prefix {
 		t.Errorf("loki mounts %v: want config at /etc/loki and data at %s", mounts, prefix)

@@ -8,6 +8,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 const (
@@ -15,29 +23,39 @@ const (
 	appNS = "dark-tower"
 )
 
-// manifest is one Kubernetes object with the file it came from.
-type manifest struct {
+// resource is one Kubernetes object with the file it came from.
+type resource struct {
 	file string
-	obj  obj
+	obj  *unstructured.Unstructured
 }
 
-func (m manifest) kind() string { return str(m.obj, "kind") }
-func (m manifest) name() string { return str(m.obj, "metadata", "name") }
-func (m manifest) String() string {
-	return fmt.Sprintf("%s %s/%s (%s)", m.kind(), str(m.obj, "metadata", "namespace"), m.name(), m.file)
+func (r resource) kind() string { return r.obj.GetKind() }
+func (r resource) name() string { return r.obj.GetName() }
+func (r resource) String() string {
+	return fmt.Sprintf("%s %s/%s (%s)", r.kind(), r.obj.GetNamespace(), r.name(), r.file)
+}
+
+// workload is the object as a workload (its pod template typed), ok false for other kinds.
+func (r resource) workload(t *testing.T) (manifest.Workload, bool) {
+	t.Helper()
+	w, ok, err := manifest.WorkloadOf(r.obj)
+	if err != nil {
+		t.Fatalf("%s: %v", r.file, err)
+	}
+	return w, ok
 }
 
 // loadManifests reads every resource the kustomization lists.
-func loadManifests(t *testing.T) []manifest {
+func loadManifests(t *testing.T) []resource {
 	t.Helper()
 	k := loadDoc(t, "kustomization.yaml")
 	if ns := str(k, "namespace"); ns != "" {
 		t.Errorf("kustomization sets namespace %q: it would move the Roles out of %s", ns, appNS)
 	}
-	var out []manifest
+	var out []resource
 	for _, r := range strs(k, "resources") {
-		for _, d := range loadDocs(t, r) {
-			out = append(out, manifest{r, d})
+		for _, o := range loadObjects(t, r) {
+			out = append(out, resource{r, o})
 		}
 	}
 	// Every YAML file in the tree is listed (nothing glob-applied by
@@ -57,7 +75,7 @@ func loadManifests(t *testing.T) []manifest {
 	return out
 }
 
-func loadExporterPatches(t *testing.T) []manifest {
+func loadExporterPatches(t *testing.T) []resource {
 	t.Helper()
 	comp := loadDoc(t, "exporters/kustomization.yaml")
 	var paths []string
@@ -67,10 +85,10 @@ func loadExporterPatches(t *testing.T) []manifest {
 	if str(comp, "kind") != "Component" || !equalSets(paths, []string{"redis-exporter.yaml", "postgres-exporter.yaml"}) {
 		t.Errorf("exporters/kustomization.yaml: want a Component patching with both exporter files, got %s %v", str(comp, "kind"), paths)
 	}
-	var out []manifest
+	var out []resource
 	for _, f := range paths {
-		for _, d := range loadDocs(t, "exporters/"+f) {
-			out = append(out, manifest{"exporters/" + f, d})
+		for _, o := range loadObjects(t, "exporters/"+f) {
+			out = append(out, resource{"exporters/" + f, o})
 		}
 	}
 	if len(out) != 2 {
@@ -81,14 +99,19 @@ func loadExporterPatches(t *testing.T) []manifest {
 
 var digestRE = regexp.MustCompile(`^[a-z0-9._\-/]+:[A-Za-z0-9._\-]+@sha256:[0-9a-f]{64}$`)
 
-// podSpec returns the pod template spec of a workload, or nil.
-func podSpec(m manifest) obj {
-	switch m.kind() {
-	case "Deployment", "StatefulSet", "DaemonSet", "Job":
-		s, _ := get(m.obj, "spec", "template", "spec").(obj)
-		return s
+// allContainers lists a pod's containers, then its init containers.
+func allContainers(spec corev1.PodSpec) []corev1.Container {
+	return append(append([]corev1.Container{}, spec.Containers...), spec.InitContainers...)
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// show prints an optional number as the manifest gives it, <nil> when absent.
+func show(p *int64) string {
+	if p == nil {
+		return "<nil>"
 	}
-	return nil
+	return fmt.Sprint(*p)
 }
 
 // TestImagesPinned: every image has a tag and a sha256 digest, never latest.
@@ -96,12 +119,14 @@ func TestImagesPinned(t *testing.T) {
 	all := append(loadManifests(t), loadExporterPatches(t)...)
 	n := 0
 	for _, m := range all {
-		spec := podSpec(m)
-		for _, c := range append(list(spec, "containers"), list(spec, "initContainers")...) {
+		w, ok := m.workload(t)
+		if !ok {
+			continue
+		}
+		for _, c := range allContainers(w.Template.Spec) {
 			n++
-			img := str(c, "image")
-			if !digestRE.MatchString(img) || strings.Contains(img, ":latest") {
-				t.Errorf("%s container %s: image %q is not pinned as name:tag@sha256:digest", m, str(c, "name"), img)
+			if !digestRE.MatchString(c.Image) || strings.Contains(c.Image, ":latest") {
+				t.Errorf("%s container %s: image %q is not pinned as name:tag@sha256:digest", m, c.Name, c.Image)
 			}
 		}
 	}
@@ -116,67 +141,91 @@ func TestImagesPinned(t *testing.T) {
 // namespaces, ports or paths.
 func TestPodSecurityRestricted(t *testing.T) {
 	for _, m := range append(loadManifests(t), loadExporterPatches(t)...) {
-		spec := podSpec(m)
-		if spec == nil {
+		w, ok := m.workload(t)
+		if !ok {
 			continue
 		}
+		spec := w.Template.Spec
 		patch := strings.HasPrefix(m.file, "exporters/")
-		psc, _ := get(spec, "securityContext").(obj)
-		for _, k := range []string{"hostNetwork", "hostPID", "hostIPC"} {
-			if b, _ := spec[k].(bool); b {
-				t.Errorf("%s: %s", m, k)
+		psc := spec.SecurityContext
+		if psc == nil {
+			psc = &corev1.PodSecurityContext{}
+		}
+		for _, h := range []struct {
+			name string
+			on   bool
+		}{{"hostNetwork", spec.HostNetwork}, {"hostPID", spec.HostPID}, {"hostIPC", spec.HostIPC}} {
+			if h.on {
+				t.Errorf("%s: %s", m, h.name)
 			}
 		}
-		for _, v := range list(spec, "volumes") {
-			if get(v, "hostPath") != nil {
-				t.Errorf("%s: hostPath volume %s", m, str(v, "name"))
+		for _, v := range spec.Volumes {
+			if v.HostPath != nil {
+				t.Errorf("%s: hostPath volume %s", m, v.Name)
 			}
 		}
 		if !patch {
-			if b, _ := psc["runAsNonRoot"].(bool); !b {
+			if !isTrue(psc.RunAsNonRoot) {
 				t.Errorf("%s: pod runAsNonRoot is not true", m)
 			}
-			if u, _ := psc["runAsUser"].(int); u <= 0 {
-				t.Errorf("%s: pod runAsUser %v: want a numeric non-root user", m, psc["runAsUser"])
+			if psc.RunAsUser == nil || *psc.RunAsUser <= 0 {
+				t.Errorf("%s: pod runAsUser %s: want a numeric non-root user", m, show(psc.RunAsUser))
 			}
 		}
-		for _, c := range append(list(spec, "containers"), list(spec, "initContainers")...) {
-			name := str(c, "name")
-			csc, _ := get(c, "securityContext").(obj)
-			if b, ok := csc["allowPrivilegeEscalation"].(bool); !ok || b {
+		for _, c := range allContainers(spec) {
+			name := c.Name
+			csc := c.SecurityContext
+			if csc == nil {
+				csc = &corev1.SecurityContext{}
+			}
+			if csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation {
 				t.Errorf("%s container %s: allowPrivilegeEscalation must be false", m, name)
 			}
-			if b, _ := csc["privileged"].(bool); b {
+			if isTrue(csc.Privileged) {
 				t.Errorf("%s container %s: privileged", m, name)
 			}
-			if !equalSets(strs(csc, "capabilities", "drop"), []string{"ALL"}) || len(list(csc, "capabilities", "add")) > 0 {
+			var drop, add []string
+			if caps := csc.Capabilities; caps != nil {
+				for _, c := range caps.Drop {
+					drop = append(drop, string(c))
+				}
+				for _, c := range caps.Add {
+					add = append(add, string(c))
+				}
+			}
+			if !equalSets(drop, []string{"ALL"}) || len(add) > 0 {
 				t.Errorf("%s container %s: capabilities must drop ALL and add none", m, name)
 			}
-			seccomp := str(csc, "seccompProfile", "type")
-			if seccomp == "" {
-				seccomp = str(psc, "seccompProfile", "type")
+			var seccomp corev1.SeccompProfileType
+			if csc.SeccompProfile != nil {
+				seccomp = csc.SeccompProfile.Type
 			}
-			if seccomp != "RuntimeDefault" {
+			if seccomp == "" && psc.SeccompProfile != nil {
+				seccomp = psc.SeccompProfile.Type
+			}
+			if seccomp != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Errorf("%s container %s: seccompProfile %q, want RuntimeDefault", m, name, seccomp)
 			}
 			if patch {
 				// A sidecar cannot rely on the pod's settings it does not own.
-				if b, _ := csc["runAsNonRoot"].(bool); !b {
+				if !isTrue(csc.RunAsNonRoot) {
 					t.Errorf("%s container %s: runAsNonRoot is not true", m, name)
 				}
-				if u, _ := csc["runAsUser"].(int); u <= 0 {
-					t.Errorf("%s container %s: runAsUser %v: want numeric non-root", m, name, csc["runAsUser"])
+				if csc.RunAsUser == nil || *csc.RunAsUser <= 0 {
+					t.Errorf("%s container %s: runAsUser %s: want numeric non-root", m, name, show(csc.RunAsUser))
 				}
 			}
-			if b, _ := csc["readOnlyRootFilesystem"].(bool); !b {
+			if !isTrue(csc.ReadOnlyRootFilesystem) {
 				t.Errorf("%s container %s: readOnlyRootFilesystem is not true", m, name)
 			}
-			for _, p := range list(c, "ports") {
-				if get(p, "hostPort") != nil {
+			for _, p := range c.Ports {
+				if p.HostPort != 0 {
 					t.Errorf("%s container %s: hostPort", m, name)
 				}
 			}
-			if get(c, "resources", "limits", "memory") == nil || get(c, "resources", "requests", "cpu") == nil {
+			_, memLimit := c.Resources.Limits[corev1.ResourceMemory]
+			_, cpuRequest := c.Resources.Requests[corev1.ResourceCPU]
+			if !memLimit || !cpuRequest {
 				t.Errorf("%s container %s: needs CPU requests and memory limits", m, name)
 			}
 		}
@@ -189,11 +238,13 @@ func TestPodSecurityRestricted(t *testing.T) {
 // cluster-scoped.
 func TestLabelsAndNamespaces(t *testing.T) {
 	for _, m := range loadManifests(t) {
-		labels, _ := get(m.obj, "metadata", "labels").(obj)
-		if labels["app.kubernetes.io/name"] == nil || labels["app.kubernetes.io/component"] == nil || labels["app.kubernetes.io/part-of"] != "dark-tower" {
+		labels := m.obj.GetLabels()
+		_, name := labels["app.kubernetes.io/name"]
+		_, component := labels["app.kubernetes.io/component"]
+		if !name || !component || labels["app.kubernetes.io/part-of"] != "dark-tower" {
 			t.Errorf("%s: labels %v lack name, component or part-of=dark-tower", m, labels)
 		}
-		ns := str(m.obj, "metadata", "namespace")
+		ns := m.obj.GetNamespace()
 		switch m.kind() {
 		case "Role", "RoleBinding":
 			if ns != appNS {
@@ -206,13 +257,16 @@ func TestLabelsAndNamespaces(t *testing.T) {
 				t.Errorf("%s: namespace %q, want %s", m, ns, obsNS)
 			}
 		}
-		if spec := podSpec(m); spec != nil {
-			sel, _ := get(m.obj, "spec", "selector", "matchLabels").(obj)
+		if w, ok := m.workload(t); ok {
+			var sel map[string]string
+			if w.LabelSelector != nil {
+				sel = w.LabelSelector.MatchLabels
+			}
 			keys := sortedKeys(sel)
 			if !equalSets(keys, []string{"app.kubernetes.io/name", "app.kubernetes.io/part-of"}) {
 				t.Errorf("%s: selector keys %v, want name and part-of only", m, keys)
 			}
-			tl, _ := get(m.obj, "spec", "template", "metadata", "labels").(obj)
+			tl := w.Template.Labels
 			for k, v := range sel {
 				if tl[k] != v {
 					t.Errorf("%s: template label %s=%v does not match selector %v", m, k, tl[k], v)
@@ -220,8 +274,9 @@ func TestLabelsAndNamespaces(t *testing.T) {
 			}
 		}
 		if m.kind() == "Service" {
-			sel, _ := get(m.obj, "spec", "selector").(obj)
-			if !equalSets(sortedKeys(sel), []string{"app.kubernetes.io/name", "app.kubernetes.io/part-of"}) {
+			var svc corev1.Service
+			typed(t, m.obj, &svc)
+			if sel := svc.Spec.Selector; !equalSets(sortedKeys(sel), []string{"app.kubernetes.io/name", "app.kubernetes.io/part-of"}) {
 				t.Errorf("%s: selector %v, want name and part-of only", m, sel)
 			}
 		}
@@ -242,28 +297,32 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	for _, m := range loadManifests(t) {
 		switch m.kind() {
 		case "Role":
+			var role rbacv1.Role
+			typed(t, m.obj, &role)
 			var rules []string
-			for _, r := range list(m.obj, "rules") {
-				verbs := strs(r, "verbs")
+			for _, r := range role.Rules {
+				verbs := append([]string{}, r.Verbs...)
 				sort.Strings(verbs)
-				for _, g := range strs(r, "apiGroups") {
-					for _, res := range strs(r, "resources") {
+				for _, g := range r.APIGroups {
+					for _, res := range r.Resources {
 						rules = append(rules, g+"/"+res+":"+strings.Join(verbs, ","))
 					}
 				}
-				if len(list(r, "resourceNames")) > 0 || len(list(r, "nonResourceURLs")) > 0 {
-					t.Errorf("%s: unexpected rule %v", m, r)
+				if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+					t.Errorf("%s: unexpected rule %+v", m, r)
 				}
 			}
 			sort.Strings(rules)
 			roles[m.name()] = rules
 		case "RoleBinding":
-			subj := list(m.obj, "subjects")
-			if str(m.obj, "roleRef", "kind") != "Role" || len(subj) != 1 || str(subj[0], "kind") != "ServiceAccount" || str(subj[0], "namespace") != obsNS {
+			var rb rbacv1.RoleBinding
+			typed(t, m.obj, &rb)
+			subj := rb.Subjects
+			if rb.RoleRef.Kind != "Role" || len(subj) != 1 || subj[0].Kind != "ServiceAccount" || subj[0].Namespace != obsNS {
 				t.Errorf("%s: want one ServiceAccount of %s bound to a Role", m, obsNS)
 				continue
 			}
-			bound[str(m.obj, "roleRef", "name")] = str(subj[0], "name")
+			bound[rb.RoleRef.Name] = subj[0].Name
 		}
 	}
 	for role, w := range want {
@@ -281,33 +340,54 @@ func TestRBACLeastPrivilege(t *testing.T) {
 
 // policyPorts flattens a NetworkPolicy's egress or ingress rules to
 // "peer:port/proto" strings, peer being ns=..., pod=..., ns=...+pod=... or *.
-func policyPorts(m manifest, dir string) []string {
-	var out []string
-	peerKey := "to"
-	if dir == "ingress" {
-		peerKey = "from"
+func policyPorts(np networkingv1.NetworkPolicy, dir string) []string {
+	type rule struct {
+		peers []networkingv1.NetworkPolicyPeer
+		ports []networkingv1.NetworkPolicyPort
 	}
-	for _, r := range list(m.obj, "spec", dir) {
+	var rules []rule
+	if dir == "ingress" {
+		for _, r := range np.Spec.Ingress {
+			rules = append(rules, rule{r.From, r.Ports})
+		}
+	} else {
+		for _, r := range np.Spec.Egress {
+			rules = append(rules, rule{r.To, r.Ports})
+		}
+	}
+	var out []string
+	for _, r := range rules {
 		peers := []string{"*"}
-		if ps := list(r, peerKey); len(ps) > 0 {
+		if len(r.peers) > 0 {
 			peers = nil
-			for _, p := range ps {
+			for _, p := range r.peers {
 				var parts []string
-				if ns := str(p, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name"); ns != "" {
-					parts = append(parts, "ns="+ns)
+				if p.NamespaceSelector != nil {
+					if ns := p.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]; ns != "" {
+						parts = append(parts, "ns="+ns)
+					}
 				}
-				if app := str(p, "podSelector", "matchLabels", "app.kubernetes.io/name"); app != "" {
-					parts = append(parts, "pod="+app)
-				}
-				if app := str(p, "podSelector", "matchLabels", "k8s-app"); app != "" {
-					parts = append(parts, "pod="+app)
+				if p.PodSelector != nil {
+					if app := p.PodSelector.MatchLabels["app.kubernetes.io/name"]; app != "" {
+						parts = append(parts, "pod="+app)
+					}
+					if app := p.PodSelector.MatchLabels["k8s-app"]; app != "" {
+						parts = append(parts, "pod="+app)
+					}
 				}
 				peers = append(peers, strings.Join(parts, "+"))
 			}
 		}
 		for _, peer := range peers {
-			for _, p := range list(r, "ports") {
-				out = append(out, fmt.Sprintf("%s:%v/%s", peer, get(p, "port"), str(p, "protocol")))
+			for _, p := range r.ports {
+				port, proto := "<nil>", ""
+				if p.Port != nil {
+					port = p.Port.String()
+				}
+				if p.Protocol != nil {
+					proto = string(*p.Protocol)
+				}
+				out = append(out, fmt.Sprintf("%s:%s/%s", peer, port, proto))
 			}
 		}
 	}
@@ -327,20 +407,25 @@ func TestNetworkPolicies(t *testing.T) {
 		if m.kind() != "NetworkPolicy" {
 			continue
 		}
-		sel, _ := get(m.obj, "spec", "podSelector", "matchLabels").(obj)
-		types := strs(m.obj, "spec", "policyTypes")
+		var np networkingv1.NetworkPolicy
+		typed(t, m.obj, &np)
+		sel := np.Spec.PodSelector.MatchLabels
+		var types []string
+		for _, pt := range np.Spec.PolicyTypes {
+			types = append(types, string(pt))
+		}
 		switch {
 		case len(sel) == 0 && m.name() == "default-deny":
-			denyAll = equalSets(types, []string{"Ingress", "Egress"}) && get(m.obj, "spec", "ingress") == nil && get(m.obj, "spec", "egress") == nil
+			denyAll = equalSets(types, []string{"Ingress", "Egress"}) && np.Spec.Ingress == nil && np.Spec.Egress == nil
 		case len(sel) == 0 && m.name() == "allow-dns":
-			dns = strings.Join(policyPorts(m, "egress"), " ") == "ns=kube-system+pod=kube-dns:53/TCP ns=kube-system+pod=kube-dns:53/UDP"
+			dns = strings.Join(policyPorts(np, "egress"), " ") == "ns=kube-system+pod=kube-dns:53/TCP ns=kube-system+pod=kube-dns:53/UDP"
 		case len(sel) == 1:
-			app, _ := sel["app.kubernetes.io/name"].(string)
+			app := sel["app.kubernetes.io/name"]
 			if !equalSets(types, []string{"Ingress", "Egress"}) {
 				t.Errorf("%s: policyTypes %v, want both", m, types)
 			}
-			egress[app] = policyPorts(m, "egress")
-			ingress[app] = policyPorts(m, "ingress")
+			egress[app] = policyPorts(np, "egress")
+			ingress[app] = policyPorts(np, "ingress")
 		default:
 			t.Errorf("%s: unexpected selector %v", m, sel)
 		}
@@ -387,22 +472,25 @@ func TestServicesAndProbes(t *testing.T) {
 	all := loadManifests(t)
 	ports := map[string]map[string]int{} // app -> port name -> number
 	for _, m := range all {
-		spec := podSpec(m)
-		if spec == nil {
+		w, ok := m.workload(t)
+		if !ok {
 			continue
 		}
-		app := str(m.obj, "metadata", "labels", "app.kubernetes.io/name")
+		app := m.obj.GetLabels()["app.kubernetes.io/name"]
 		ports[app] = map[string]int{}
-		for _, c := range list(spec, "containers") {
-			for _, p := range list(c, "ports") {
-				n, _ := get(p, "containerPort").(int)
-				ports[app][str(p, "name")] = n
+		for _, c := range w.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				ports[app][p.Name] = int(p.ContainerPort)
 			}
-			for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-				if pp := get(c, probe, "httpGet", "port"); pp != nil {
-					if s, ok := pp.(string); !ok || ports[app][s] == 0 {
-						t.Errorf("%s %s: port %v is not a named container port", m, probe, pp)
-					}
+			for _, probe := range []struct {
+				name string
+				p    *corev1.Probe
+			}{{"readinessProbe", c.ReadinessProbe}, {"livenessProbe", c.LivenessProbe}} {
+				if probe.p == nil || probe.p.HTTPGet == nil || probe.p.HTTPGet.Port == (intstr.IntOrString{}) {
+					continue
+				}
+				if pp := probe.p.HTTPGet.Port; pp.Type != intstr.String || ports[app][pp.StrVal] == 0 {
+					t.Errorf("%s %s: port %s is not a named container port", m, probe.name, pp.String())
 				}
 			}
 		}
@@ -412,16 +500,21 @@ func TestServicesAndProbes(t *testing.T) {
 		if m.kind() != "Service" {
 			continue
 		}
-		app := str(m.obj, "spec", "selector", "app.kubernetes.io/name")
-		for _, p := range list(m.obj, "spec", "ports") {
-			tp, _ := get(p, "targetPort").(string)
-			if ports[app][tp] == 0 {
-				t.Errorf("%s: targetPort %v is not a named port of %s", m, get(p, "targetPort"), app)
+		var svc corev1.Service
+		typed(t, m.obj, &svc)
+		app := svc.Spec.Selector["app.kubernetes.io/name"]
+		for _, p := range svc.Spec.Ports {
+			tp := ""
+			if p.TargetPort.Type == intstr.String {
+				tp = p.TargetPort.StrVal
 			}
-			if np, _ := get(p, "nodePort").(int); np != 0 && np != wantNodePort[app] {
+			if ports[app][tp] == 0 {
+				t.Errorf("%s: targetPort %s is not a named port of %s", m, p.TargetPort.String(), app)
+			}
+			if np := int(p.NodePort); np != 0 && np != wantNodePort[app] {
 				t.Errorf("%s: nodePort %d, want %d", m, np, wantNodePort[app])
 			}
-			if str(m.obj, "spec", "type") == "NodePort" && get(p, "nodePort") == nil {
+			if svc.Spec.Type == corev1.ServiceTypeNodePort && p.NodePort == 0 {
 				t.Errorf("%s: NodePort Service without a fixed nodePort", m)
 			}
 		}
@@ -449,41 +542,46 @@ func TestExporterPatches(t *testing.T) {
 	}
 	for _, m := range loadExporterPatches(t) {
 		w, ok := want[m.name()]
-		if !ok || m.kind() != "StatefulSet" || str(m.obj, "metadata", "namespace") != appNS {
+		if !ok || m.kind() != "StatefulSet" || m.obj.GetNamespace() != appNS {
 			t.Errorf("%s: want a patch of StatefulSet redis or postgres in %s", m, appNS)
 			continue
 		}
-		cs := list(podSpec(m), "containers")
-		if len(cs) != 1 || str(cs[0], "name") != w.containerName {
+		sts, _ := m.workload(t)
+		cs := sts.Template.Spec.Containers
+		if len(cs) != 1 || cs[0].Name != w.containerName {
 			t.Errorf("%s: want exactly the %s container", m, w.containerName)
 			continue
 		}
 		c := cs[0]
 		var metrics int
-		for _, p := range list(c, "ports") {
-			if str(p, "name") == "metrics" {
-				metrics, _ = get(p, "containerPort").(int)
+		for _, p := range c.Ports {
+			if p.Name == "metrics" {
+				metrics = int(p.ContainerPort)
 			}
 		}
 		if metrics != w.port {
 			t.Errorf("%s: port metrics = %d, want %d", m, metrics, w.port)
 		}
-		if a := str(m.obj, "spec", "template", "metadata", "annotations", "prometheus.io/port"); a != fmt.Sprint(w.port) {
+		if a := sts.Template.Annotations["prometheus.io/port"]; a != fmt.Sprint(w.port) {
 			t.Errorf("%s: prometheus.io/port annotation %q, want %d", m, a, w.port)
 		}
 		var fromSecret bool
-		for _, e := range list(c, "env") {
-			if str(e, "name") == w.secretEnv {
-				fromSecret = str(e, "valueFrom", "secretKeyRef", "name") == w.secret && str(e, "valueFrom", "secretKeyRef", "key") == w.key
+		for _, e := range c.Env {
+			if e.Name == w.secretEnv {
+				var ref *corev1.SecretKeySelector
+				if e.ValueFrom != nil {
+					ref = e.ValueFrom.SecretKeyRef
+				}
+				fromSecret = ref != nil && ref.Name == w.secret && ref.Key == w.key
 			}
-			if v := strings.ToLower(str(e, "value")); strings.Contains(v, "password") || strings.Contains(v, "@") {
-				t.Errorf("%s: env %s carries a credential literally", m, str(e, "name"))
+			if v := strings.ToLower(e.Value); strings.Contains(v, "password") || strings.Contains(v, "@") {
+				t.Errorf("%s: env %s carries a credential literally", m, e.Name)
 			}
 		}
 		if !fromSecret {
 			t.Errorf("%s: %s must come from Secret %s key %s", m, w.secretEnv, w.secret, w.key)
 		}
-		for _, a := range append(strs(c, "args"), strs(c, "command")...) {
+		for _, a := range append(append([]string{}, c.Args...), c.Command...) {
 			if strings.Contains(strings.ToLower(a), "pass") {
 				t.Errorf("%s: argument %q names a password", m, a)
 			}
@@ -518,18 +616,19 @@ func TestKustomizationFilesExist(t *testing.T) {
 		t.Errorf("prometheus-rules holds %v, rules are %v", ruleKeys, globBase(t, filepath.Join(rulesDir, "*.yaml")))
 	}
 	var mounted []string
-	for _, d := range loadDocs(t, "prometheus/deployment.yaml") {
-		for _, v := range list(d, "spec", "template", "spec", "volumes") {
-			for _, s := range list(v, "projected", "sources") {
-				if str(s, "configMap", "name") != "prometheus-rules" {
-					continue
+	for _, v := range podVolumes(t, "prometheus/deployment.yaml") {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ConfigMap == nil || s.ConfigMap.Name != "prometheus-rules" {
+				continue
+			}
+			for _, it := range s.ConfigMap.Items {
+				if it.Path != "rules/"+it.Key {
+					t.Errorf("rule %s mounted at %s, want rules/%s", it.Key, it.Path, it.Key)
 				}
-				for _, it := range list(s, "configMap", "items") {
-					if str(it, "path") != "rules/"+str(it, "key") {
-						t.Errorf("rule %s mounted at %s, want rules/%s", str(it, "key"), str(it, "path"), str(it, "key"))
-					}
-					mounted = append(mounted, str(it, "key"))
-				}
+				mounted = append(mounted, it.Key)
 			}
 		}
 	}

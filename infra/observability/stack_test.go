@@ -18,10 +18,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/darktower/devstack/infra/observability"
 	"github.com/darktower/devstack/internal/auth"
 	"github.com/darktower/devstack/internal/localstack"
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -53,10 +55,10 @@ func TestStackExportsEveryReferencedMetric(t *testing.T) {
 	}
 	st := testsupport.StartControlPlane(t, testsupport.ControlPlaneOptions{Tuning: &tuning})
 	pg, rd := st.Postgres, st.Redis
-	secrets := map[string]string{
-		"redis-credentials/REDIS_PASSWORD":       rd.Password,
-		"postgres-credentials/POSTGRES_PASSWORD": pg.Password,
-	}
+	secrets := manifest.Set{Source: "the test's servers", Objects: []*unstructured.Unstructured{
+		secret("redis-credentials", "REDIS_PASSWORD", rd.Password),
+		secret("postgres-credentials", "POSTGRES_PASSWORD", pg.Password),
+	}}
 	redisExp := startExporterFromPatch(t, "exporters/redis-exporter.yaml", "/usr/bin/prometheus-redis-exporter",
 		secrets, strings.NewReplacer("127.0.0.1:6379", rd.Addr()))
 	pgExp := startExporterFromPatch(t, "exporters/postgres-exporter.yaml", "/usr/bin/prometheus-postgres-exporter",
@@ -340,33 +342,42 @@ prometheus: {url: %q, jobs: [%s]}
 	return u
 }
 
+// secret is a Secret in dark-tower holding one of the test servers' passwords.
+func secret(name, key, value string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata":   map[string]any{"name": name, "namespace": appNS},
+		"stringData": map[string]any{key: value},
+	}}
+}
+
 // startExporterFromPatch runs a Debian exporter with the environment and
 // arguments of the sidecar in patch: Secret references resolved from
 // secrets, addresses rewritten by addrs, and the listen address moved to a
 // free loopback port. It proves the patch's variable names work.
-func startExporterFromPatch(t *testing.T, patch, bin string, secrets map[string]string, addrs *strings.Replacer) *testsupport.Exporter {
+func startExporterFromPatch(t *testing.T, patch, bin string, secrets manifest.Set, addrs *strings.Replacer) *testsupport.Exporter {
 	t.Helper()
-	m := loadDoc(t, patch)
-	c := list(m, "spec", "template", "spec", "containers")[0]
+	sts, _, err := manifest.WorkloadOf(loadObject(t, patch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sts.Template.Spec.Containers[0]
 	listen := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
-	env := map[string]string{}
-	for _, e := range list(c, "env") {
-		name := str(e, "name")
-		if ref := get(e, "valueFrom", "secretKeyRef"); ref != nil {
-			v, ok := secrets[str(ref, "name")+"/"+str(ref, "key")]
-			if !ok {
-				t.Fatalf("%s: env %s refers to unknown Secret key %v", patch, name, ref)
-			}
-			env[name] = v
+	env, err := secrets.ResolveEnv(sts.Namespace, c)
+	if err != nil {
+		t.Fatalf("%s: %v", patch, err)
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
 			continue
 		}
-		env[name] = addrs.Replace(str(e, "value"))
-		if strings.HasSuffix(name, "WEB_LISTEN_ADDRESS") {
-			env[name] = listen
+		env[e.Name] = addrs.Replace(env[e.Name])
+		if strings.HasSuffix(e.Name, "WEB_LISTEN_ADDRESS") {
+			env[e.Name] = listen
 		}
 	}
 	var args []string
-	for _, a := range strs(c, "args") {
+	for _, a := range c.Args {
 		if strings.HasPrefix(a, "--web.listen-address=") {
 			a = "--web.listen-address=" + listen
 		}
@@ -375,7 +386,7 @@ func startExporterFromPatch(t *testing.T, patch, bin string, secrets map[string]
 	if len(args) == 0 && env["REDIS_EXPORTER_WEB_LISTEN_ADDRESS"] == "" {
 		t.Fatalf("%s: no listen address to move", patch)
 	}
-	e := &testsupport.Exporter{Addr: listen, External: testsupport.StartExternal(t, str(c, "name"), bin, args, env)}
+	e := &testsupport.Exporter{Addr: listen, External: testsupport.StartExternal(t, c.Name, bin, args, env)}
 	if err := testsupport.WaitHTTP("http://"+listen+"/metrics", http.StatusOK, 20*time.Second); err != nil {
 		t.Fatalf("%s: %v\n%s", e.Name, err, e.Logs())
 	}

@@ -3,7 +3,8 @@
 // declared port is served by the binary started with the manifest's own environment.
 //
 // They live in the main module because they start the services with internal/testsupport;
-// everything that needs Kubernetes' own libraries lives in the tools/validate module. The
-// manifests are rendered with the pinned bin/kubectl (`make bin/kubectl`, a prerequisite of
-// `make test`); a missing kubectl fails the tests.
+// the checks against Kubernetes itself (a real kube-apiserver, cyclonus, Skaffold) live in the
+// tools/validate module. Both read the manifests through internal/manifest, rendered with the
+// pinned bin/kubectl (`make bin/kubectl`, a prerequisite of `make test`); a missing kubectl
+// fails the tests.
 package infracheck

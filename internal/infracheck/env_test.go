@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -40,10 +41,13 @@ type prepared struct {
 
 // prepare resolves a workload's environment and arguments and writes its mounted Secrets and
 // ConfigMaps under a temporary directory, rewriting mount paths wherever they appear.
-func prepare(t *testing.T, m manifests, w workload, bin string, addrs func(string) string) prepared {
+func prepare(t *testing.T, m manifest.Set, w workload, bin string, addrs func(string) string) prepared {
 	t.Helper()
 	dir := t.TempDir()
-	mounts := m.mounts(t, w, dir)
+	mounts, err := m.WriteVolumes(w.Namespace, w.Template.Spec, w.c, dir)
+	if err != nil {
+		t.Fatalf("%s: %v", w.Ref(), err)
+	}
 	if addrs == nil {
 		addrs = func(s string) string { return s }
 	}
@@ -72,13 +76,16 @@ func prepare(t *testing.T, m manifests, w workload, bin string, addrs func(strin
 			return os.WriteFile(p, []byte(rewrite(string(b))), 0o600)
 		})
 	}
-	env := m.env(t, w)
+	env, err := m.ResolveEnv(w.Namespace, w.c)
+	if err != nil {
+		t.Fatalf("%s: %v", w.Ref(), err)
+	}
 	for k, v := range env {
 		env[k] = rewrite(v)
 	}
 	var args []string
 	if len(w.c.Command) > 0 {
-		t.Errorf("%s %s: container command %v overrides the image's entrypoint", w.kind, w.name, w.c.Command)
+		t.Errorf("%s: container command %v overrides the image's entrypoint", w.Ref(), w.c.Command)
 	}
 	for _, a := range w.c.Args {
 		args = append(args, rewrite(a))
@@ -120,7 +127,7 @@ func runBriefly(t *testing.T, p prepared, env map[string]string) (int, string) {
 // gets the manifest's whole environment and must accept it (optional settings too).
 func TestManifestsSetEveryRequiredVariable(t *testing.T) {
 	m := render(t)
-	ours := m.ours(t)
+	ours := ourWorkloads(t, m)
 	for _, bin := range binaries {
 		t.Run(bin, func(t *testing.T) {
 			t.Parallel() // mostly waiting out startWindow
@@ -149,7 +156,7 @@ func TestManifestsSetEveryRequiredVariable(t *testing.T) {
 				}
 				v, ok := p.env[name]
 				if !ok {
-					t.Fatalf("%s requires %s, which %s %s/%s does not set:\n%s", bin, name, w.kind, w.ns, w.name, firstLines(out, 5))
+					t.Fatalf("%s requires %s, which %s does not set:\n%s", bin, name, w.Ref(), firstLines(out, 5))
 				}
 				env[name] = v
 				required = append(required, name)

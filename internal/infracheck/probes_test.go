@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/darktower/devstack/internal/testsupport"
 )
 
@@ -32,14 +36,14 @@ type stackPort struct {
 // manifests wire them: the migration ran, AC knows GC's and MC's client secrets, MC registered.
 func TestProbesServedByBinaries(t *testing.T) {
 	m := render(t)
-	ours := m.ours(t)
+	ours := ourWorkloads(t, m)
 	for _, bin := range binaries {
 		if _, ok := ours[bin]; !ok {
 			t.Fatalf("no rendered workload runs the image dark-tower/%s", bin)
 		}
 	}
-	pgSecret := m.data(t, "Secret", "dark-tower", "postgres-credentials")
-	redisSecret := m.data(t, "Secret", "dark-tower", "redis-credentials")
+	pgSecret := secretData(t, m, "dark-tower", "postgres-credentials")
+	redisSecret := secretData(t, m, "dark-tower", "redis-credentials")
 	if pgSecret == nil || redisSecret == nil {
 		t.Fatal("Secrets postgres-credentials and redis-credentials must be rendered")
 	}
@@ -56,24 +60,28 @@ func TestProbesServedByBinaries(t *testing.T) {
 	for _, w := range ours {
 		for _, cp := range w.c.Ports {
 			proto := protoOr(cp.Protocol)
-			sp := &stackPort{workload: w.name, number: cp.ContainerPort, proto: proto}
+			sp := &stackPort{workload: w.Name, number: int(cp.ContainerPort), proto: proto}
 			if proto == "UDP" {
 				sp.local = testsupport.FreeUDPPort(t)
 			} else {
 				sp.local = testsupport.FreePort(t)
 			}
-			ports[key(w.name, cp.ContainerPort, proto)] = sp
+			ports[key(w.Name, int(cp.ContainerPort), proto)] = sp
 		}
 	}
 	datastores := map[string]int{"postgres": pg.Port, "redis": rd.Port}
 
 	// Cluster addresses -> loopback, from the Services' selectors and target ports.
 	repl := map[string]string{}
-	for _, o := range m {
-		if o.Kind != "Service" || o.Metadata.Namespace != "dark-tower" {
+	for _, o := range m.OfKind("Service") {
+		if o.GetNamespace() != "dark-tower" {
 			continue
 		}
-		sel, _ := o.Spec.Selector.(map[string]any)
+		var svc corev1.Service
+		if err := manifest.Typed(o, &svc); err != nil {
+			t.Fatal(err)
+		}
+		sel := svc.Spec.Selector
 		target := ""
 		for n := range datastores {
 			if sel["app.kubernetes.io/name"] == n {
@@ -82,30 +90,30 @@ func TestProbesServedByBinaries(t *testing.T) {
 		}
 		var tw *workload
 		for _, w := range ours {
-			if matches(sel, w.obj.Spec.Template.Metadata.Labels) {
+			if matches(sel, w.Template.Labels) {
 				tw = &w
 			}
 		}
-		for _, sp := range o.Spec.Ports {
+		for _, sp := range svc.Spec.Ports {
 			local := 0
 			switch {
-			case target != "" && sp.Port == map[string]int{"postgres": 5432, "redis": 6379}[target]:
+			case target != "" && int(sp.Port) == map[string]int{"postgres": 5432, "redis": 6379}[target]:
 				local = datastores[target]
 			case tw != nil:
-				n, ok := tw.c.portNumber(orPort(sp.TargetPort, sp.Port))
+				n, ok := portNumber(tw.c, orPort(sp.TargetPort, sp.Port))
 				if !ok {
-					t.Errorf("Service %s port %d: targetPort %v is no container port of %s", o.Metadata.Name, sp.Port, sp.TargetPort, tw.name)
+					t.Errorf("Service %s port %d: targetPort %s is no container port of %s", svc.Name, sp.Port, sp.TargetPort.String(), tw.Name)
 					continue
 				}
-				if p := ports[key(tw.name, n, protoOr(sp.Protocol))]; p != nil {
+				if p := ports[key(tw.Name, n, protoOr(sp.Protocol))]; p != nil {
 					local = p.local
 				}
 			}
 			if local == 0 {
 				continue
 			}
-			for _, host := range []string{o.Metadata.Name + ".dark-tower.svc.cluster.local", o.Metadata.Name + ".dark-tower.svc", o.Metadata.Name + ".dark-tower"} {
-				repl[host+":"+strconv.Itoa(sp.Port)] = "127.0.0.1:" + strconv.Itoa(local)
+			for _, host := range []string{svc.Name + ".dark-tower.svc.cluster.local", svc.Name + ".dark-tower.svc", svc.Name + ".dark-tower"} {
+				repl[host+":"+strconv.Itoa(int(sp.Port))] = "127.0.0.1:" + strconv.Itoa(local)
 			}
 		}
 	}
@@ -115,7 +123,7 @@ func TestProbesServedByBinaries(t *testing.T) {
 			r[k] = v
 		}
 		for _, sp := range ports {
-			if sp.workload == w.name {
+			if sp.workload == w.Name {
 				r["0.0.0.0:"+strconv.Itoa(sp.number)] = "127.0.0.1:" + strconv.Itoa(sp.local)
 				r[podIP+":"+strconv.Itoa(sp.number)] = "127.0.0.1:" + strconv.Itoa(sp.local)
 			}
@@ -141,7 +149,7 @@ func TestProbesServedByBinaries(t *testing.T) {
 			p.env["MC_ALLOW_LOOPBACK_ADVERTISE"] = "true" // the pod IP became 127.0.0.1 here
 		}
 		for _, cp := range w.c.Ports {
-			if !bound(p, ports[key(w.name, cp.ContainerPort, protoOr(cp.Protocol))]) {
+			if !bound(p, ports[key(w.Name, int(cp.ContainerPort), protoOr(cp.Protocol))]) {
 				t.Errorf("%s: container port %s %d/%s is bound by no address the manifest gives the binary (env or args)", bin, cp.Name, cp.ContainerPort, protoOr(cp.Protocol))
 			}
 		}
@@ -162,7 +170,7 @@ func TestProbesServedByBinaries(t *testing.T) {
 	var checks []check
 	for _, bin := range []string{"ac-service", "global-controller", "meeting-controller", "verifier"} {
 		w := ours[bin]
-		for kind, pr := range map[string]*probe{"liveness": w.c.LivenessProbe, "readiness": w.c.ReadinessProbe, "startup": w.c.StartupProbe} {
+		for kind, pr := range map[string]*corev1.Probe{"liveness": w.c.LivenessProbe, "readiness": w.c.ReadinessProbe, "startup": w.c.StartupProbe} {
 			if pr == nil {
 				continue
 			}
@@ -170,10 +178,10 @@ func TestProbesServedByBinaries(t *testing.T) {
 				t.Errorf("%s: %s probe is not httpGet; the binaries serve HTTP probes", bin, kind)
 				continue
 			}
-			n, ok := w.c.portNumber(pr.HTTPGet.Port)
-			sp := ports[key(w.name, n, "TCP")]
+			n, ok := portNumber(w.c, pr.HTTPGet.Port)
+			sp := ports[key(w.Name, n, "TCP")]
 			if !ok || sp == nil {
-				t.Errorf("%s: %s probe port %v is not a TCP container port", bin, kind, pr.HTTPGet.Port)
+				t.Errorf("%s: %s probe port %s is not a TCP container port", bin, kind, pr.HTTPGet.Port.String())
 				continue
 			}
 			checks = append(checks, check{bin + " " + kind + " " + pr.HTTPGet.Path, "http://127.0.0.1:" + strconv.Itoa(sp.local) + pr.HTTPGet.Path})
@@ -226,7 +234,7 @@ func bound(p prepared, sp *stackPort) bool {
 	return false
 }
 
-func matches(sel map[string]any, labels map[string]string) bool {
+func matches(sel, labels map[string]string) bool {
 	if len(sel) == 0 {
 		return false
 	}
@@ -238,16 +246,17 @@ func matches(sel map[string]any, labels map[string]string) bool {
 	return true
 }
 
-func orPort(target any, port int) any {
-	if target == nil {
-		return port
+// orPort is a Service port's targetPort, which defaults to its port.
+func orPort(target intstr.IntOrString, port int32) intstr.IntOrString {
+	if target == (intstr.IntOrString{}) {
+		return intstr.FromInt32(port)
 	}
 	return target
 }
 
-func protoOr(p string) string {
+func protoOr(p corev1.Protocol) string {
 	if p == "" {
 		return "TCP"
 	}
-	return p
+	return string(p)
 }

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/darktower/devstack/internal/kubeapi"
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 var (
@@ -199,7 +200,7 @@ func (a *applier) ensureDefaultServiceAccounts(ctx context.Context, namespaces .
 // warning (Pod Security among them). Then every pod template is created as a Pod in dry-run
 // mode, so Pod Security's enforce level (not only warn) judges every pod.
 func TestApplyKindOverlay(t *testing.T) {
-	m := InCluster(t, KindOverlay).WithFiles(t, VerifierJob)
+	m := WithFiles(t, InCluster(t, KindOverlay), VerifierJob)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newApplier(t)
@@ -216,7 +217,7 @@ func TestApplyKindOverlay(t *testing.T) {
 		nss = append(nss, ns.GetName())
 	}
 	a.ensureDefaultServiceAccounts(ctx, nss...)
-	for _, w := range m.Workloads(t) {
+	for _, w := range Workloads(t, m) {
 		p := &corev1.Pod{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 			ObjectMeta: metav1.ObjectMeta{Name: strings.ToLower(w.Kind) + "-" + w.Name, Namespace: w.Namespace, Labels: w.Template.Labels, Annotations: w.Template.Annotations},
@@ -253,7 +254,7 @@ func TestApplyOperatorProfile(t *testing.T) {
 	}
 }
 
-func checkNamespacesRestricted(t *testing.T, m Manifests) {
+func checkNamespacesRestricted(t *testing.T, m manifest.Set) {
 	t.Helper()
 	want := map[string]bool{NS: false, ObsNS: false}
 	for _, ns := range m.OfKind("Namespace") {
@@ -269,7 +270,7 @@ func checkNamespacesRestricted(t *testing.T, m Manifests) {
 	}
 	for ns, seen := range want {
 		if !seen {
-			t.Errorf("Namespace %s is not rendered by %s", ns, m.Dir)
+			t.Errorf("Namespace %s is not rendered by %s", ns, m.Source)
 		}
 	}
 }
@@ -280,7 +281,7 @@ func TestApplyReportsPodSecurityWarnings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newApplier(t)
-	objs, err := Decode([]byte(`apiVersion: v1
+	objs, err := manifest.Decode([]byte(`apiVersion: v1
 kind: Namespace
 metadata:
   name: validate-selftest

@@ -10,9 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 // componentSpec is SPEC section 2's table for the dark-tower namespace.
@@ -33,9 +36,9 @@ var spec2 = map[string]componentSpec{
 	"db-migrate":         {"Job", 1, nil, "", ""},
 }
 
-func workloadByName(t *testing.T, m Manifests, name string) *Workload {
+func workloadByName(t *testing.T, m manifest.Set, name string) *manifest.Workload {
 	t.Helper()
-	for _, w := range m.Workloads(t) {
+	for _, w := range Workloads(t, m) {
 		if w.Template.Labels["app.kubernetes.io/name"] == name && w.Namespace == NS {
 			return &w
 		}
@@ -85,7 +88,7 @@ func hasNamedPort(ports []corev1.ContainerPort, want corev1.ContainerPort) bool 
 	return false
 }
 
-func checkProbePath(t *testing.T, w *Workload, c corev1.Container, kind string, p *corev1.Probe, path string) {
+func checkProbePath(t *testing.T, w *manifest.Workload, c corev1.Container, kind string, p *corev1.Probe, path string) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Errorf("%s container %s: no httpGet %s probe (SPEC: %s)", w.Ref(), c.Name, kind, path)
@@ -103,7 +106,7 @@ func checkProbePath(t *testing.T, w *Workload, c corev1.Container, kind string, 
 // Deployment from its Job).
 func TestPortsAndSelectors(t *testing.T) {
 	m := Render(t, KindOverlay)
-	ws := m.Workloads(t)
+	ws := Workloads(t, m)
 	for _, w := range ws {
 		checkSelectorLabels(t, w.Ref(), w.Selector)
 		if w.Selector != nil && !labels.SelectorFromSet(w.Selector).Matches(labels.Set(w.Template.Labels)) {
@@ -134,7 +137,7 @@ func TestPortsAndSelectors(t *testing.T) {
 		Typed(t, o, &svc)
 		ref := "Service " + svc.Namespace + "/" + svc.Name
 		checkSelectorLabels(t, ref, svc.Spec.Selector)
-		var pods []Workload
+		var pods []manifest.Workload
 		for _, w := range ws {
 			if w.Namespace == svc.Namespace && len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.Template.Labels)) {
 				pods = append(pods, w)
@@ -168,7 +171,7 @@ func TestPortsAndSelectors(t *testing.T) {
 		Typed(t, o, &pdb)
 		n := 0
 		for _, w := range ws {
-			sel, err := metav1LabelSelectorAsSelector(pdb.Spec.Selector)
+			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 			if err == nil && w.Namespace == pdb.Namespace && sel.Matches(labels.Set(w.Template.Labels)) {
 				n++
 				if w.Replicas < 2 && pdb.Spec.MinAvailable != nil {
@@ -212,12 +215,12 @@ func TestLabels(t *testing.T) {
 	for _, dir := range []string{KindOverlay, ServiceMonitorsDir, NamespacesDir} {
 		m := Render(t, dir)
 		if dir == KindOverlay {
-			m = m.WithFiles(t, VerifierJob)
+			m = WithFiles(t, m, VerifierJob)
 		}
 		for _, o := range m.Objects {
 			checkLabels(t, objKey(o.GetKind(), o.GetNamespace(), o.GetName()), o.GetLabels())
 		}
-		for _, w := range m.Workloads(t) {
+		for _, w := range Workloads(t, m) {
 			checkLabels(t, w.Ref()+" pod template", w.Template.Labels)
 		}
 	}
@@ -233,15 +236,15 @@ func checkLabels(t *testing.T, ref string, l map[string]string) {
 // TestReferences: every Secret, ConfigMap, key and PVC template a pod uses is rendered; every
 // $(VAR) in env, command and args is defined before use; nothing passes a password in argv.
 func TestReferences(t *testing.T) {
-	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
-	for _, w := range m.Workloads(t) {
+	m := WithFiles(t, Render(t, KindOverlay), VerifierJob)
+	for _, w := range Workloads(t, m) {
 		spec := w.Template.Spec
 		for _, v := range spec.Volumes {
 			switch {
 			case v.Secret != nil:
-				checkKeys(t, w, "Secret", v.Secret.SecretName, m.SecretData(t, w.Namespace, v.Secret.SecretName), v.Secret.Items, v.Secret.Optional)
+				checkKeys(t, w, "Secret", v.Secret.SecretName, Data(t, m, "Secret", w.Namespace, v.Secret.SecretName), v.Secret.Items, v.Secret.Optional)
 			case v.ConfigMap != nil:
-				checkKeys(t, w, "ConfigMap", v.ConfigMap.Name, m.ConfigMapData(t, w.Namespace, v.ConfigMap.Name), v.ConfigMap.Items, v.ConfigMap.Optional)
+				checkKeys(t, w, "ConfigMap", v.ConfigMap.Name, Data(t, m, "ConfigMap", w.Namespace, v.ConfigMap.Name), v.ConfigMap.Items, v.ConfigMap.Optional)
 			case v.PersistentVolumeClaim != nil:
 				if m.Find("PersistentVolumeClaim", w.Namespace, v.PersistentVolumeClaim.ClaimName) == nil {
 					t.Errorf("%s: volume %s: PersistentVolumeClaim %s is not rendered", w.Ref(), v.Name, v.PersistentVolumeClaim.ClaimName)
@@ -249,12 +252,12 @@ func TestReferences(t *testing.T) {
 			}
 		}
 		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
-			env, errs := m.ResolveEnv(t, w.Namespace, c)
-			for _, err := range errs {
+			env, err := m.ResolveEnv(w.Namespace, c)
+			if err != nil {
 				t.Errorf("%s: %v", w.Ref(), err)
 			}
 			for k, v := range env {
-				if kubeletRef.MatchString(v) && strings.Contains(v, "$(") {
+				if manifest.KubeletRef.MatchString(v) && strings.Contains(v, "$(") {
 					t.Errorf("%s container %s: env %s keeps an undefined reference: %s", w.Ref(), c.Name, k, v)
 				}
 			}
@@ -273,7 +276,7 @@ func TestReferences(t *testing.T) {
 	}
 }
 
-func checkKeys(t *testing.T, w Workload, kind, name string, data map[string]string, items []corev1.KeyToPath, optional *bool) {
+func checkKeys(t *testing.T, w manifest.Workload, kind, name string, data map[string]string, items []corev1.KeyToPath, optional *bool) {
 	t.Helper()
 	if optional != nil && *optional {
 		return
@@ -298,14 +301,14 @@ func hasVolume(vs []corev1.Volume, name string) bool {
 	return false
 }
 
-func hasClaimTemplate(w Workload, name string) bool { return contains(w.ClaimTemplates, name) }
+func hasClaimTemplate(w manifest.Workload, name string) bool { return contains(w.ClaimTemplates, name) }
 
 // TestCredentials: the client secrets AC knows (clients.yaml in ac-clients) are the ones GC, MC
 // and the verifier are given, with SPEC section 4's scopes and service types; the database and
 // Redis passwords agree between the servers and their clients.
 func TestCredentials(t *testing.T) {
 	m := Render(t, KindOverlay)
-	raw, ok := m.SecretData(t, NS, "ac-clients")["clients.yaml"]
+	raw, ok := Data(t, m, "Secret", NS, "ac-clients")["clients.yaml"]
 	if !ok {
 		t.Fatalf("Secret %s/ac-clients with key clients.yaml is not rendered", NS)
 	}
@@ -340,7 +343,7 @@ func TestCredentials(t *testing.T) {
 		{"meeting-controller", "MC_CLIENT_ID", "MC_CLIENT_SECRET", "mc-client"},
 		{"verifier", "VERIFIER_CLIENT_ID", "VERIFIER_CLIENT_SECRET", "verifier-client"},
 	} {
-		s := m.SecretData(t, NS, u.secret)
+		s := Data(t, m, "Secret", NS, u.secret)
 		if s == nil {
 			t.Errorf("Secret %s/%s is not rendered", NS, u.secret)
 			continue
@@ -353,12 +356,12 @@ func TestCredentials(t *testing.T) {
 		}
 		// What the workload actually receives.
 		found := false
-		for _, w := range m.Workloads(t) {
+		for _, w := range Workloads(t, m) {
 			if w.Template.Labels["app.kubernetes.io/name"] != u.component {
 				continue
 			}
 			for _, c := range w.Template.Spec.Containers {
-				env, _ := m.ResolveEnv(t, w.Namespace, c)
+				env, _ := m.ResolveEnv(w.Namespace, c)
 				if env[u.idVar] == "" && env[u.secretVar] == "" {
 					continue
 				}
@@ -382,9 +385,9 @@ var spec4Clients = map[string]struct{ serviceType, scope string }{
 	"web-client":         {"web-client", "meeting.join"},
 }
 
-func checkDatastorePasswords(t *testing.T, m Manifests) {
+func checkDatastorePasswords(t *testing.T, m manifest.Set) {
 	t.Helper()
-	pg := m.SecretData(t, NS, "postgres-credentials")
+	pg := Data(t, m, "Secret", NS, "postgres-credentials")
 	if pg == nil {
 		t.Errorf("Secret %s/postgres-credentials is not rendered", NS)
 	} else {
@@ -401,7 +404,7 @@ func checkDatastorePasswords(t *testing.T, m Manifests) {
 			}
 		}
 	}
-	rd := m.SecretData(t, NS, "redis-credentials")
+	rd := Data(t, m, "Secret", NS, "redis-credentials")
 	if rd == nil {
 		t.Errorf("Secret %s/redis-credentials is not rendered", NS)
 		return
@@ -437,8 +440,8 @@ func TestServiceDiscovery(t *testing.T) {
 		"global-controller": {"AC_INTERNAL_URL": "http://ac-service.dark-tower:8082", "AC_JWKS_URL": "http://ac-service.dark-tower:8082/.well-known/jwks.json",
 			"BIND_ADDRESS": "0.0.0.0:8080", "GC_GRPC_BIND_ADDRESS": "0.0.0.0:50051", "GC_REGION": "local"},
 		"meeting-controller": {"AC_JWKS_URL": "http://ac-service.dark-tower:8082/.well-known/jwks.json", "GC_GRPC_URL": "http://global-controller.dark-tower:50051",
-			"MC_REGION": "local", "MC_GRPC_ADVERTISE_ADDRESS": "http://" + FieldValues["status.podIP"] + ":50052",
-			"MC_WEBTRANSPORT_ADVERTISE_ADDRESS": "https://" + FieldValues["status.podIP"] + ":4433"},
+			"MC_REGION": "local", "MC_GRPC_ADVERTISE_ADDRESS": "http://" + manifest.FieldValues["status.podIP"] + ":50052",
+			"MC_WEBTRANSPORT_ADVERTISE_ADDRESS": "https://" + manifest.FieldValues["status.podIP"] + ":4433"},
 		"ac-service": {"BIND_ADDRESS": "0.0.0.0:8082"},
 	}
 	services := map[string]bool{}
@@ -449,10 +452,10 @@ func TestServiceDiscovery(t *testing.T) {
 			services[fmt.Sprintf("%s.%s:%d", svc.Name, svc.Namespace, p.Port)] = true
 		}
 	}
-	for _, w := range m.Workloads(t) {
+	for _, w := range Workloads(t, m) {
 		name := w.Template.Labels["app.kubernetes.io/name"]
 		for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
-			env, _ := m.ResolveEnv(t, w.Namespace, c)
+			env, _ := m.ResolveEnv(w.Namespace, c)
 			if i := 0; i == 0 && len(w.Template.Spec.Containers) > 0 && c.Name == w.Template.Spec.Containers[0].Name {
 				for k, v := range want[name] {
 					if env[k] != v {
@@ -500,7 +503,7 @@ func clusterAddrs(v string) []string {
 func TestSecurityAndSizing(t *testing.T) {
 	kind := Render(t, KindOverlay)
 	var cpu, mem resource.Quantity
-	for _, w := range kind.Workloads(t) {
+	for _, w := range Workloads(t, kind) {
 		ps := w.Template.Spec.SecurityContext
 		for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
 			var uid *int64
@@ -553,8 +556,8 @@ func TestSecurityAndSizing(t *testing.T) {
 // workload, the verifier Job's (created outside Kustomize) included; otherwise its controller
 // counts them as its own replicas.
 func TestSelectorsMatchOnlyTheirOwnPods(t *testing.T) {
-	m := Render(t, KindOverlay).WithFiles(t, VerifierJob)
-	ws := m.Workloads(t)
+	m := WithFiles(t, Render(t, KindOverlay), VerifierJob)
+	ws := Workloads(t, m)
 	for _, w := range ws {
 		if w.Selector == nil {
 			continue

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 // makeVar is a variable of the Makefile as make evaluates it, with
@@ -46,7 +48,7 @@ func TestSkaffoldPushesToKindRegistry(t *testing.T) {
 		if bytes.Contains(out, []byte("kind load")) || bytes.Contains(out, []byte("- load")) {
 			t.Errorf("profile %q: the resolved config runs `kind load`", p)
 		}
-		docs, err := Decode(out)
+		docs, err := manifest.Decode(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,16 +68,12 @@ func TestSkaffoldPushesToKindRegistry(t *testing.T) {
 			args = append(args, "--profile", p)
 		}
 		Run(t, skaffoldEnv(t), "skaffold", args...)
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := Decode(raw)
+		objs, err := manifest.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ours := 0
-		for _, w := range (Manifests{Dir: "skaffold render", Objects: objs}).Workloads(t) {
+		for _, w := range Workloads(t, manifest.Set{Source: "skaffold render", Objects: objs}) {
 			for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
 				if !strings.Contains(c.Image, "dark-tower") {
 					continue

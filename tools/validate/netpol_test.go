@@ -8,6 +8,8 @@ import (
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 // Namespaces of SPEC section 2.
@@ -92,7 +94,7 @@ type pod struct {
 	ports []corev1.ContainerPort
 }
 
-func buildCluster(t *testing.T, m Manifests) *cluster {
+func buildCluster(t *testing.T, m manifest.Set) *cluster {
 	t.Helper()
 	c := &cluster{pods: map[string]*pod{}, nsLabels: map[string]map[string]string{}}
 	for _, ns := range m.OfKind("Namespace") {
@@ -112,7 +114,7 @@ func buildCluster(t *testing.T, m Manifests) *cluster {
 		pols = append(pols, &np)
 	}
 	c.policy = matcher.BuildNetworkPolicies(true, pols)
-	for i, w := range m.Workloads(t) {
+	for i, w := range Workloads(t, m) {
 		name := w.Template.Labels["app.kubernetes.io/name"]
 		if name == "" {
 			t.Errorf("%s: pod template has no app.kubernetes.io/name label", w.Ref())

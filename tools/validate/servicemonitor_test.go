@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 const (
@@ -45,7 +47,7 @@ func serviceMonitorCRD(t *testing.T) *unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("the operator module has no ServiceMonitor CRD: %v", err)
 	}
-	objs, err := Decode(b)
+	objs, err := manifest.Decode(b)
 	if err != nil || len(objs) != 1 || objs[0].GetKind() != "CustomResourceDefinition" {
 		t.Fatalf("%s: want one CustomResourceDefinition, got %d objects (%v)", serviceMonitorCRDPath, len(objs), err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/darktower/devstack/internal/manifest"
 )
 
 // skaffoldEnv puts bin/ first on PATH so Skaffold's kustomize renderer runs the pinned kubectl,
@@ -57,7 +59,7 @@ func readSkaffold(t *testing.T, profile string) []skaffoldConfig {
 
 func decodeSkaffold(t *testing.T, what string, b []byte) []skaffoldConfig {
 	t.Helper()
-	docs, err := Decode(b)
+	docs, err := manifest.Decode(b)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -182,17 +184,13 @@ func renderProfile(t *testing.T, profile string, arts map[string]bool) map[strin
 		args = append(args, "--profile", profile)
 	}
 	Run(t, skaffoldEnv(t), "skaffold", args...)
-	out, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := Decode(out)
+	objs, err := manifest.ReadFile(file)
 	if err != nil {
 		t.Fatalf("skaffold %s: output: %v", strings.Join(args, " "), err)
 	}
-	rendered := Manifests{Dir: "skaffold render", Objects: objs}
+	rendered := manifest.Set{Source: "skaffold render", Objects: objs}
 	used := map[string]bool{}
-	for _, w := range rendered.Workloads(t) {
+	for _, w := range Workloads(t, rendered) {
 		for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
 			name, tag := splitImage(c.Image)
 			used[name] = true
