@@ -33,6 +33,8 @@ START_TIMEOUT=${START_TIMEOUT:-180}
 # KUBECTL is deliberately unquoted: it may be "bin/kubectl --context NAME".
 k() { $KUBECTL -n "$NS" "$@"; }
 say() { echo "verify-cluster: $*" >&2; }
+# elapsed T0: seconds since T0 (an $EPOCHREALTIME), to a tenth.
+elapsed() { local us=$((${EPOCHREALTIME/./} - ${1/./})); printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000)); }
 
 if ! img=$(k get deployment verifier -o jsonpath='{.spec.template.spec.containers[?(@.name=="verifier")].image}' 2>&1); then
   case $img in
@@ -42,19 +44,24 @@ if ! img=$(k get deployment verifier -o jsonpath='{.spec.template.spec.container
   exit 2
 fi
 
-# Every rollout, both namespaces. One that does not finish is reported and
-# the verifier still runs: its kubernetes.workloads check says which pods are
-# not ready and why.
-deadline=$((SECONDS + ROLLOUT_TIMEOUT))
+# Every rollout, both namespaces, waited for at once (one kubectl each, so
+# the wait is the slowest rollout's, not their sum). One that does not
+# finish is reported and the verifier still runs: its kubernetes.workloads
+# check says which pods are not ready and why.
+t0=$EPOCHREALTIME
+n=0
 for ns in "${NAMESPACES[@]}"; do
   for w in $($KUBECTL -n "$ns" get deployments,statefulsets,daemonsets -o name); do
-    left=$((deadline - SECONDS))
-    ((left > 0)) || left=1
-    if ! out=$($KUBECTL -n "$ns" rollout status "$w" --timeout="${left}s" 2>&1); then
-      say "$ns/$w has not finished rolling out: ${out##*$'\n'}; next: $KUBECTL -n $ns describe $w"
-    fi
+    n=$((n + 1))
+    (
+      if ! out=$($KUBECTL -n "$ns" rollout status "$w" --timeout="${ROLLOUT_TIMEOUT}s" 2>&1); then
+        say "$ns/$w has not finished rolling out: ${out##*$'\n'}; next: $KUBECTL -n $ns describe $w"
+      fi
+    ) &
   done
 done
+wait
+say "waited $(elapsed "$t0")s for $n rollouts"
 
 # The previous run's Job and its pods are gone before the new one starts.
 k delete job "$JOB" --ignore-not-found --cascade=foreground --wait=true >/dev/null
@@ -80,7 +87,7 @@ while :; do
     say "the verifier pod did not start within ${START_TIMEOUT}s (phase ${phase:-none}${reason:+, $reason}); next: $KUBECTL -n $NS describe pods -l $SELECTOR"
     exit 2
   fi
-  sleep 1
+  sleep 0.2
 done
 
 say "reading pod $pod of job/$JOB (uid $uid)"
@@ -90,7 +97,7 @@ k logs -f "pod/$pod" -c verifier || true
 cond=""
 until [[ -n $cond ]]; do
   cond=$(k get job "$JOB" -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type} {end}' | grep -oE 'Complete|Failed' | head -n1 || true)
-  [[ -n $cond ]] || sleep 1
+  [[ -n $cond ]] || sleep 0.2
 done
 code=$(k get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="verifier")].state.terminated.exitCode}')
 if [[ -z $code ]]; then
