@@ -1,11 +1,12 @@
-# The images' Dockerfiles (infra/docker/<binary>/Dockerfile, built by Skaffold),
-# each generated from infra/docker/Dockerfile.template with the
-# Dockerfile.dockerignore of its binary's Go imports.
+# The images' one Dockerfile (infra/docker/Dockerfile, BINARY a build
+# argument) and, per image, the path Skaffold builds it through
+# (infra/docker/<binary>.Dockerfile, a symlink to it) beside the
+# .dockerignore of its binary's Go imports.
 
 IMAGE_BINARIES := ac-service global-controller meeting-controller db-migrate verifier
 
 .PHONY: dockerfiles
-dockerfiles: ## Regenerate each image's Dockerfile and Dockerfile.dockerignore (after editing the template or adding an import)
+dockerfiles: ## Regenerate each image's <binary>.Dockerfile link and .dockerignore (after adding an import)
 	@for b in $(IMAGE_BINARIES); do \
-		sed "s/@BINARY@/$$b/g" infra/docker/Dockerfile.template > infra/docker/$$b/Dockerfile && \
-		infra/docker/dockerignore.sh $$b > infra/docker/$$b/Dockerfile.dockerignore || exit 1; done
+		ln -sfn Dockerfile infra/docker/$$b.Dockerfile && \
+		infra/docker/dockerignore.sh $$b > infra/docker/$$b.Dockerfile.dockerignore || exit 1; done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the Dockerfile.dockerignore of one image: exactly the files
+# Prints infra/docker/<binary>.Dockerfile.dockerignore, one image's ignore file: exactly the files
 # `go build ./cmd/<binary>` reads (go.mod, go.sum, the non-test Go files and
 # embedded files (by their go:embed patterns) of every package of this module it imports), nothing else.
 # BuildKit sends only these to the daemon, and Skaffold, which reads the same

@@ -27,7 +27,8 @@ type skaffoldConfig struct {
 			Image   string `json:"image"`
 			Context string `json:"context"`
 			Docker  *struct {
-				Dockerfile string `json:"dockerfile"`
+				Dockerfile string            `json:"dockerfile"`
+				BuildArgs  map[string]string `json:"buildArgs"`
 			} `json:"docker"`
 			Ko *struct {
 				Main      string `json:"main"`
@@ -165,10 +166,12 @@ func checkArtifacts(t *testing.T, cfg skaffoldConfig, arts map[string]bool) {
 				t.Errorf("artifact %s: ko main %q, want ./cmd/%s", a.Image, a.Ko.Main, bin)
 			}
 			if runtime := templateArg(t, "RUNTIME_IMAGE"); a.Ko.FromImage != runtime {
-				t.Errorf("artifact %s: ko fromImage %q; want the Dockerfile template's RUNTIME_IMAGE %s", a.Image, a.Ko.FromImage, runtime)
+				t.Errorf("artifact %s: ko fromImage %q; want the Dockerfile's RUNTIME_IMAGE %s", a.Image, a.Ko.FromImage, runtime)
 			}
-		case a.Docker == nil || a.Docker.Dockerfile != "infra/docker/"+bin+"/Dockerfile":
-			t.Errorf("artifact %s: want docker.dockerfile infra/docker/%s/Dockerfile, got %+v", a.Image, bin, a.Docker)
+		case a.Docker == nil || a.Docker.Dockerfile != "infra/docker/"+bin+".Dockerfile":
+			t.Errorf("artifact %s: want docker.dockerfile infra/docker/%s.Dockerfile, got %+v", a.Image, bin, a.Docker)
+		case a.Docker.BuildArgs["BINARY"] != bin:
+			t.Errorf("artifact %s: buildArgs BINARY %q, want %s (the one Dockerfile builds ./cmd/$BINARY)", a.Image, a.Docker.BuildArgs["BINARY"], bin)
 		}
 	}
 }
@@ -257,11 +260,11 @@ func splitImage(image string) (name, tagOrDigest string) {
 	return image, rest
 }
 
-// templateArg is the default of ARG name in infra/docker/Dockerfile.template, the one place for
+// templateArg is the default of ARG name in infra/docker/Dockerfile, the one place for
 // the base images' digests.
 func templateArg(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(Path(t, "infra", "docker", "Dockerfile.template"))
+	b, err := os.ReadFile(Path(t, "infra", "docker", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +273,6 @@ func templateArg(t *testing.T, name string) string {
 			return v
 		}
 	}
-	t.Fatalf("infra/docker/Dockerfile.template has no ARG %s=...", name)
+	t.Fatalf("infra/docker/Dockerfile has no ARG %s=...", name)
 	return ""
 }
