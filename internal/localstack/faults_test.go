@@ -71,8 +71,9 @@ func exitCode(err error) int {
 // TestReadOnlyCommandsWriteNothing: status, verify and logs, several of
 // each at once on a state directory without a stack, create nothing (they
 // used to create secrets.json, racing each other and a concurrent up), do
-// not touch the permissions of the state directory's parents, and say at
-// once that nothing is running (issue 14 items 1, 5, 10).
+// not touch the permissions of the state directory's parents, and say that
+// nothing is running (issue 14 items 1, 5, 10; how fast:
+// BenchmarkVerifyNothingRunning).
 func TestReadOnlyCommandsWriteNothing(t *testing.T) {
 	d := &devstack{t: t, bin: testsupport.Binary(t, "devstack"), binDir: t.TempDir(), base: freeBase(t)}
 	parent := filepath.Join(t.TempDir(), "private")
@@ -87,12 +88,10 @@ func TestReadOnlyCommandsWriteNothing(t *testing.T) {
 			cmds = append(cmds, c)
 		}
 	}
-	began := time.Now()
 	ss := startAll(t, cmds...)
 	for _, s := range ss {
 		<-s.done
 	}
-	took := time.Since(began)
 	if _, err := os.Stat(d.stateDir); !errors.Is(err, os.ErrNotExist) {
 		entries, _ := os.ReadDir(d.stateDir)
 		t.Errorf("read-only commands created the state directory: %v %v", err, entries)
@@ -112,9 +111,6 @@ func TestReadOnlyCommandsWriteNothing(t *testing.T) {
 				t.Errorf("status without a stack: exit %d (want 1)\n%s", exitCode(s.err), s.out)
 			}
 		}
-	}
-	if took > 3*time.Second {
-		t.Errorf("nine read-only commands on no stack took %v", took)
 	}
 }
 
@@ -229,11 +225,8 @@ func TestFaultsDuringUp(t *testing.T) {
 		if out, err := d.run("down"); err != nil {
 			t.Fatalf("down: %v\n%s", err, out)
 		}
-		began := time.Now()
+		// How fast it answers is BenchmarkVerifyNothingRunning's to measure.
 		out, err := d.run("verify")
-		if took := time.Since(began); took > time.Second {
-			t.Errorf("verify with nothing running took %v", took)
-		}
 		if exitCode(err) != 1 || !strings.Contains(out, "nothing is running: make up") {
 			t.Errorf("verify with the stack stopped: exit %d (want 1: SPEC section 8, checks fail)\n%s", exitCode(err), out)
 		}
