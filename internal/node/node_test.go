@@ -28,8 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/darktower/devstack/internal/node"
 	"github.com/darktower/devstack/internal/procs"
 	"github.com/darktower/devstack/verifier/config"
@@ -180,18 +179,17 @@ func lastLines(s string, n int) string {
 // a check added there is expected here without an edit.
 func clusterChecks(t testing.TB, repo string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repo, "infra/overlays/node/verifier-config.yaml"))
+	path := filepath.Join(repo, "infra/overlays/node/verifier-config.yaml")
+	objs, err := manifest.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cm struct {
-		Data map[string]string `yaml:"data"`
-	}
-	if err := yaml.Unmarshal(b, &cm); err != nil {
-		t.Fatalf("verifier-config.yaml: %v", err)
+	data, err := manifest.Set{Source: path, Objects: objs}.Data("ConfigMap", "dark-tower", "verifier-config")
+	if err != nil || data["verifier.yaml"] == "" {
+		t.Fatalf("%s: no ConfigMap dark-tower/verifier-config with verifier.yaml (%v)", path, err)
 	}
 	// Defaults for the ${VAR:-default} references; the secrets are not read.
-	cfg, err := config.Parse("verifier-config.yaml", []byte(cm.Data["verifier.yaml"]), config.Options{
+	cfg, err := config.Parse("verifier-config.yaml", []byte(data["verifier.yaml"]), config.Options{
 		Lookup: func(string) (string, bool) { return "", false }, CheckIDs: probe.IDs()})
 	if err != nil {
 		t.Fatalf("the node's verifier configuration: %v", err)

@@ -31,12 +31,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darktower/devstack/internal/manifest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
 
 	"github.com/darktower/devstack/internal/testsupport"
 )
@@ -1222,17 +1222,17 @@ func testPrometheus(t *testing.T, c *containerd, work, root, ref string) {
 // clusterRedisConf returns redis.conf and the password from the cluster's Secret.
 func clusterRedisConf(t *testing.T, root string) (string, string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "infra/services/redis/secret.yaml"))
+	path := filepath.Join(root, "infra/services/redis/secret.yaml")
+	objs, err := manifest.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sec struct {
-		StringData map[string]string `yaml:"stringData"`
-	}
-	if err := yaml.Unmarshal(b, &sec); err != nil {
+	// The file names no namespace; Kustomize adds it.
+	sec, err := manifest.Set{Source: path, Objects: objs}.Data("Secret", "", "redis-credentials")
+	if err != nil {
 		t.Fatal(err)
 	}
-	conf, pw := sec.StringData["redis.conf"], sec.StringData["REDIS_PASSWORD"]
+	conf, pw := sec["redis.conf"], sec["REDIS_PASSWORD"]
 	if conf == "" || pw == "" || !strings.Contains(conf, "requirepass "+pw) {
 		t.Fatalf("infra/services/redis/secret.yaml: no redis.conf with REDIS_PASSWORD as requirepass")
 	}
