@@ -54,7 +54,8 @@ func ourWorkloads(t *testing.T, m manifest.Set) map[string]workload {
 	out := map[string]workload{}
 	for _, w := range ws {
 		for _, c := range w.Template.Spec.Containers {
-			bin, ok := strings.CutPrefix(imageName(c.Image), "dark-tower/")
+			name, _ := manifest.SplitImage(c.Image)
+			bin, ok := strings.CutPrefix(name, "dark-tower/")
 			if !ok {
 				continue
 			}
@@ -66,14 +67,6 @@ func ourWorkloads(t *testing.T, m manifest.Set) map[string]workload {
 		}
 	}
 	return out
-}
-
-func imageName(image string) string {
-	image, _, _ = strings.Cut(image, "@")
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image = image[:i]
-	}
-	return image
 }
 
 // podIP stands in for status.podIP; rewrite() turns <podIP>:<containerPort> into a loopback

@@ -259,3 +259,16 @@ func TestRenderRunsKubectlOnce(t *testing.T) {
 		t.Errorf("a failing kubectl: error %v, want one naming the command", err)
 	}
 }
+
+func TestSplitImage(t *testing.T) {
+	for _, c := range []struct{ in, name, rest string }{
+		{"dark-tower/verifier", "dark-tower/verifier", ""},
+		{"127.0.0.1:5001/dark-tower_gc:abc", "127.0.0.1:5001/dark-tower_gc", ":abc"},
+		{"redis:7@sha256:00", "redis", ":7@sha256:00"},
+		{"localhost:5000/redis@sha256:00", "localhost:5000/redis", "@sha256:00"},
+	} {
+		if name, rest := SplitImage(c.in); name != c.name || rest != c.rest {
+			t.Errorf("SplitImage(%q) = %q, %q; want %q, %q", c.in, name, rest, c.name, c.rest)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -78,4 +80,17 @@ func (s Set) Workloads() ([]Workload, error) {
 		}
 	}
 	return out, nil
+}
+
+// SplitImage returns an image reference's repository and the rest (":tag", "@sha256:..." or
+// both).
+func SplitImage(image string) (name, tagOrDigest string) {
+	rest := ""
+	if i := strings.Index(image, "@"); i >= 0 {
+		image, rest = image[:i], image[i:]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image, rest = image[:i], image[i:]+rest
+	}
+	return image, rest
 }

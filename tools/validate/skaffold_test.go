@@ -195,7 +195,7 @@ func renderProfile(t *testing.T, profile string, arts map[string]bool) map[strin
 	used := map[string]bool{}
 	for _, w := range Workloads(t, rendered) {
 		for _, c := range append(append([]corev1.Container{}, w.Template.Spec.InitContainers...), w.Template.Spec.Containers...) {
-			name, tag := splitImage(c.Image)
+			name, tag := manifest.SplitImage(c.Image)
 			used[name] = true
 			switch {
 			case strings.HasPrefix(name, "dark-tower/") && !arts[name]:
@@ -247,18 +247,6 @@ func renderProfile(t *testing.T, profile string, arts map[string]bool) map[strin
 }
 
 func objKey(kind, ns, name string) string { return kind + " " + ns + "/" + name }
-
-// splitImage returns the repository and the rest (":tag", "@sha256:..." or both).
-func splitImage(image string) (name, tagOrDigest string) {
-	rest := ""
-	if i := strings.Index(image, "@"); i >= 0 {
-		image, rest = image[:i], image[i:]
-	}
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image, rest = image[:i], image[i:]+rest
-	}
-	return image, rest
-}
 
 // templateArg is the default of ARG name in infra/docker/Dockerfile, the one place for
 // the base images' digests.
